@@ -1,0 +1,67 @@
+"""`arena`: one subcommand per pipeline stage (what dvc.yaml calls), plus `grid` (the Prefect flow)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from components.config import ConfigError, load_params
+
+
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--init", required=True)
+    p.add_argument("--seed", required=True, type=int)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="arena", description=__doc__)
+    ap.add_argument("--params", default="params.yaml", help="settings file (default: params.yaml)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("materialize", help="generate a task's Parquet splits").add_argument("--task", required=True)
+    for name, text in (("pretrain", "initialize a cell's backbone (scratch or self-pretraining)"),
+                       ("finetune", "finetune a cell"), ("evaluate", "test a finetuned cell")):
+        _cell_args(sub.add_parser(name, help=text))
+    sub.add_parser("report", help="build reports/grid.{md,csv}")
+    sub.add_parser("grid", help="run the whole grid as a Prefect flow")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args = parser().parse_args(argv)
+    try:
+        params = load_params(args.params)
+        if args.command == "grid":
+            from flows.grid import grid_flow
+
+            grid_flow(args.params)
+            return 0
+        from components.stages import evaluate, finetune, materialize, pretrain, report
+
+        if args.command == "materialize":
+            print(materialize.run(params, args.task))
+        elif args.command == "report":
+            print(*report.run(params), sep="\n")
+        else:
+            stage = {"pretrain": pretrain, "finetune": finetune, "evaluate": evaluate}[args.command]
+            _check_cell(params, args)
+            print(stage.run(params, args.task, args.arch, args.init, args.seed))
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"arena: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check_cell(params, args) -> None:
+    if args.task not in params.tasks:
+        raise ConfigError(f"--task {args.task}: not in params tasks ({sorted(params.tasks)})")
+    if args.arch not in params.archs:
+        raise ConfigError(f"--arch {args.arch}: not in params archs ({sorted(params.archs)})")
+    if args.init not in ("scratch", "masked_spt"):
+        raise ConfigError(f"--init {args.init}: unknown initialization (scratch, masked_spt)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

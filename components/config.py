@@ -1,0 +1,183 @@
+"""Typed settings: params.yaml parsed into frozen pydantic models with unknown keys forbidden.
+
+params.yaml is the single source of settings. Every stage receives the whole validated `Params`
+object; a wrong key, type or value fails with one line that names the offending key path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+INITS = ("scratch", "masked_spt")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+
+
+class ListOpsCfg(Frozen):
+    """LRA ListOps generator settings (lengths count tokens without parentheses)."""
+
+    kind: Literal["listops"] = "listops"
+    max_depth: int = Field(6, ge=2)
+    max_args: int = Field(10, ge=2)
+    min_length: int = Field(64, ge=1)  # accepted iff min_length < length < max_length (strict, as LRA)
+    max_length: int = Field(256, ge=3)
+    n_train: int = Field(20_000, ge=1)
+    n_val: int = Field(1_000, ge=1)
+    n_test: int = Field(2_000, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _lengths(self) -> "ListOpsCfg":
+        if self.max_length - self.min_length < 2:
+            raise ValueError("max_length must exceed min_length by at least 2")
+        return self
+
+
+TaskCfg = Annotated[Union[ListOpsCfg], Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------------------------
+# architectures
+
+
+class TransformerCfg(Frozen):
+    """Bidirectional pre-LN Transformer (SDPA) with sinusoidal absolute positions."""
+
+    kind: Literal["transformer"] = "transformer"
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    ff_mult: int = Field(2, ge=0)  # feed-forward width multiple; 0 removes the FF sub-block
+    positions: Literal["sinusoidal", "none"] = "sinusoidal"
+
+    @model_validator(mode="after")
+    def _heads(self) -> "TransformerCfg":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        return self
+
+
+class S4DCfg(Frozen):
+    """Bidirectional S4D (diagonal SSM, S4D-Lin init, FFT convolution) with a GLU output."""
+
+    kind: Literal["s4d"] = "s4d"
+    d_model: int = Field(64, ge=1)
+    n_layers: int = Field(2, ge=1)
+    d_state: int = Field(64, ge=2)  # N real state size = N/2 complex conjugate modes
+    dt_min: float = Field(1e-3, gt=0)
+    dt_max: float = Field(1e-1, gt=0)
+    ssm_lr: float = Field(1e-3, gt=0)  # S4 convention: A, log_dt, C get their own lr, no weight decay
+    ff_mult: int = Field(0, ge=0)
+    positions: Literal["sinusoidal", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _state(self) -> "S4DCfg":
+        if self.d_state % 2:
+            raise ValueError(f"d_state={self.d_state} must be even (conjugate pairs)")
+        if self.dt_min >= self.dt_max:
+            raise ValueError("dt_min must be below dt_max")
+        return self
+
+
+ArchCfg = Annotated[Union[TransformerCfg, S4DCfg], Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+
+class OptimCfg(Frozen):
+    """One training phase (pretraining or finetuning): AdamW, linear warmup, cosine decay to 0."""
+
+    steps: int = Field(1_000, ge=0)
+    batch_size: int = Field(32, ge=1)
+    lr: dict[str, float]  # per architecture name: the archs' good learning rates differ (calibration)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(100, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    eval_every: int = Field(250, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    log_every: int = Field(25, ge=1)
+
+
+class PretrainCfg(OptimCfg):
+    mask_ratio: float = Field(0.15, gt=0, lt=1)
+
+
+class GridCfg(Frozen):
+    tasks: list[str] = Field(min_length=1)
+    archs: list[str] = Field(min_length=1)
+    inits: list[Literal["scratch", "masked_spt"]] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+
+
+class TrackingCfg(Frozen):
+    experiment: str = "arena"
+
+
+class Params(Frozen):
+    tasks: dict[str, TaskCfg]
+    archs: dict[str, ArchCfg]
+    pretrain: PretrainCfg
+    finetune: OptimCfg
+    grid: GridCfg
+    tracking: TrackingCfg = TrackingCfg()
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _references(self) -> "Params":
+        for key, names, known in (
+            ("grid.tasks", self.grid.tasks, self.tasks),
+            ("grid.archs", self.grid.archs, self.archs),
+        ):
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"{key}: '{name}' is not defined (known: {sorted(known)})")
+        for phase in ("pretrain", "finetune"):
+            lrs = getattr(self, phase).lr
+            for arch in self.grid.archs:
+                if arch not in lrs:
+                    raise ValueError(f"{phase}.lr: no learning rate for arch '{arch}'")
+        return self
+
+
+class ConfigError(ValueError):
+    """A params file that does not validate; the message is one line naming the key."""
+
+
+def _first_error(err: ValidationError, source: str) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc or '<root>'}: {msg}{more}"
+
+
+def parse_params(raw: object, source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_first_error(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_params(raw, str(path))

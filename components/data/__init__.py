@@ -1,0 +1,1 @@
+"""Datasets: pure generators, the Parquet contract, and batching."""

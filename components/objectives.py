@@ -1,0 +1,38 @@
+"""Training objectives: masked-token denoising (self-pretraining) and classification.
+
+Legend: B batch, L length, V vocabulary, K classes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100  # target id for positions that carry no loss
+
+
+def mask_tokens(tokens: torch.Tensor, mask: torch.Tensor, ratio: float, mask_id: int,
+                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bernoulli(ratio) masking of real positions, as the SPT code does (no 80/10/10 split).
+    tokens, mask: (B, L) -> inputs (B, L) with chosen tokens replaced by `mask_id`,
+    targets (B, L) holding the original token where chosen and IGNORE elsewhere."""
+    chosen = (torch.rand(tokens.shape, generator=gen) < ratio).to(tokens.device) & mask  # (B, L)
+    inputs = tokens.masked_fill(chosen, mask_id)  # (B, L)
+    targets = tokens.masked_fill(~chosen, IGNORE)  # (B, L)
+    return inputs, targets
+
+
+def masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """Cross-entropy over masked positions only. logits: (B, L, V), targets: (B, L) ->
+    (mean loss, n correct, n masked). A batch with no masked position has loss 0."""
+    flat_logits, flat_targets = logits.flatten(0, 1), targets.flatten()  # (B*L, V), (B*L,)
+    counted = flat_targets != IGNORE  # (B*L,)
+    n = int(counted.sum())
+    loss = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE, reduction="sum") / max(n, 1)
+    correct = int((flat_logits.argmax(-1)[counted] == flat_targets[counted]).sum())
+    return loss, correct, n
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """logits: (B, K), labels: (B,) -> (mean cross-entropy, n correct, B)."""
+    loss = F.cross_entropy(logits, labels)
+    return loss, int((logits.argmax(-1) == labels).sum()), labels.numel()

@@ -1,0 +1,33 @@
+"""Helpers shared by the stages: device choice, seeds, and reading a task's splits."""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from components import paths
+from components.data.batching import TokenSplit
+from components.atomic import read_json
+from components.data.parquet import read_split
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' requested but torch.cuda.is_available() is False")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """A stable 63-bit seed for one purpose (init, head, data order, masking) of one cell seed."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def load_meta(task: str) -> dict:
+    return read_json(paths.meta_path(task))
+
+
+def load_split(task: str, split: str) -> TokenSplit:
+    return TokenSplit(*read_split(paths.split_path(task, split)))

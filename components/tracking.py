@@ -1,0 +1,88 @@
+"""The MLflow adapter: one run per grid cell (and per pretraining), addressed by explicit run ids.
+
+The tracking store is `MLFLOW_TRACKING_URI` when set, else a SQLite file `mlflow.db` in the
+project root. It uses `MlflowClient` with explicit run ids rather than mlflow's global
+"active run", so concurrent cells in one process cannot log into each other's runs.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # outbound traffic; before importing mlflow
+
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+_BATCH = 900  # MLflow accepts at most 1000 metrics and 100 params per log_batch call
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = str(v)
+    return out
+
+
+class Tracker:
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
+
+    def log_params(self, params: dict) -> None:
+        items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def _client() -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri())
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # created concurrently by another cell
+        return client.get_experiment_by_name(name).experiment_id
+
+
+@contextmanager
+def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
+    """A new run; it ends FINISHED, or FAILED (and the error propagates) if the body raises."""
+    client = _client()
+    run = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags)
+    tracker = Tracker(client, run.info.run_id)
+    try:
+        yield tracker
+    except BaseException as err:
+        tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
+        client.set_terminated(run.info.run_id, "FAILED")
+        raise
+    client.set_terminated(run.info.run_id, "FINISHED")
+
+
+def resume_run(run_id: str) -> Tracker:
+    """Log more into an existing run (evaluation adds the test metric to its finetune run)."""
+    return Tracker(_client(), run_id)

@@ -1,0 +1,1 @@
+"""Optimiser construction, the training loop and checkpoints."""

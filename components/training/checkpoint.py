@@ -1,0 +1,22 @@
+"""Checkpoints: a state dict plus plain-data metadata, written atomically, loaded weights-only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from components.atomic import atomic_path, file_sha256
+
+
+def save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> str:
+    """Write {'state': ..., 'meta': ...} to `path` via a temp file + rename; returns its sha256."""
+    with atomic_path(path) as tmp:
+        torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}, tmp)
+    return file_sha256(path)
+
+
+def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: checkpoint missing; run the stage that produces it first")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return blob["state"], blob["meta"]
