@@ -157,7 +157,10 @@ class ConfigError(ValueError):
 
 def _first_error(err: ValidationError, source: str) -> str:
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+    parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
+    if len(parts) > 2 and parts[0] in ("tasks", "archs"):
+        del parts[2]  # pydantic puts the union's `kind` tag after the entry's name: drop it
+    loc = ".".join(parts)
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown key"

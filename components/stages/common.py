@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 import torch
 
@@ -31,3 +32,15 @@ def load_meta(task: str) -> dict:
 
 def load_split(task: str, split: str) -> TokenSplit:
     return TokenSplit(*read_split(paths.split_path(task, split)))
+
+
+def progress(label: str, log: Callable[[dict[str, float], int], None]) -> Callable[[dict[str, float], int], None]:
+    """Wrap a metrics logger so validation results also print one line to the console."""
+
+    def both(metrics: dict[str, float], step: int) -> None:
+        log(metrics, step)
+        if "val_score" in metrics:
+            shown = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "val_score")
+            print(f"[{label}] step {step}: {shown}", flush=True)
+
+    return both

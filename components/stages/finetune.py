@@ -17,7 +17,7 @@ from components.evaluation import evaluate_classifier
 from components.grid import Cell
 from components.models import Classifier, build_backbone, count_parameters, new_head
 from components.objectives import classification_loss
-from components.stages.common import derive_seed, load_meta, load_split, resolve_device
+from components.stages.common import derive_seed, load_meta, load_split, progress, resolve_device
 from components.training import checkpoint
 from components.training.loop import train
 
@@ -53,7 +53,7 @@ def run(params: Params, task: str, arch: str, init: str, seed: int) -> Path:
         counts = count_parameters(model)
         t.log_params({"arch": params.archs[arch].model_dump(), "finetune": cfg.model_dump(),
                       "lr": cfg.lr[arch], "pretrain_steps": init_info["pretrain_steps"], **counts})
-        result = train(model, batches, loss_fn, evaluate, cfg, cfg.lr[arch], t.log_metrics)
+        result = train(model, batches, loss_fn, evaluate, cfg, cfg.lr[arch], progress(cell.name, t.log_metrics))
         t.log_metrics({"best_val_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
                        "finetune_seconds": result.seconds})
     out = paths.finetune_dir(task, arch, init, seed)

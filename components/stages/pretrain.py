@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from components import paths
 from components.config import Params
 from components.data.batching import train_stream
@@ -17,10 +19,9 @@ from components.atomic import write_json
 from components.evaluation import evaluate_masked_lm
 from components.models import MaskedLM, build_backbone, count_parameters, new_head
 from components.objectives import mask_tokens, masked_lm_loss
-from components.stages.common import derive_seed, load_meta, load_split, resolve_device
+from components.stages.common import derive_seed, load_meta, load_split, progress, resolve_device
 from components.training import checkpoint
 from components.training.loop import train
-import torch
 
 
 def run(params: Params, task: str, arch: str, init: str, seed: int) -> Path:
@@ -63,7 +64,8 @@ def _masked_spt(params: Params, meta: dict, backbone, task: str, arch: str, seed
     with tracking.start_run(params.tracking.experiment, f"pretrain-{task}-{arch}-s{seed}", cell_tags) as t:
         t.log_params({"arch": params.archs[arch].model_dump(), "pretrain": cfg.model_dump(),
                       "lr": cfg.lr[arch], **count_parameters(model)})
-        result = train(model, batches, loss_fn, evaluate, cfg, cfg.lr[arch], t.log_metrics)
+        log = progress(f"pretrain-{task}-{arch}-s{seed}", t.log_metrics)
+        result = train(model, batches, loss_fn, evaluate, cfg, cfg.lr[arch], log)
         model.load_state_dict(result.best_state)
         t.log_metrics({"best_val_masked_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
                        "pretrain_seconds": result.seconds})

@@ -1,6 +1,7 @@
 """Checkpoints: a state dict plus plain-data metadata, written atomically, loaded weights-only."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -10,8 +11,10 @@ from components.atomic import atomic_path, file_sha256
 
 def save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> str:
     """Write {'state': ..., 'meta': ...} to `path` via a temp file + rename; returns its sha256."""
+    buf = io.BytesIO()  # not the temp file directly: torch.save embeds the file name in the archive
+    torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}, buf)
     with atomic_path(path) as tmp:
-        torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}, tmp)
+        tmp.write_bytes(buf.getvalue())
     return file_sha256(path)
 
 

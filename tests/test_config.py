@@ -1,0 +1,55 @@
+import pytest
+import yaml
+
+from components.cli import main
+from components.config import ConfigError, load_params, parse_params
+from tests.conftest import ROOT
+
+
+def test_shipped_params_validate():
+    params = load_params(ROOT / "params.yaml")
+    assert set(params.grid.archs) <= set(params.archs)
+    assert params.archs["s4d"].kind == "s4d"
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda r: r["archs"]["transformer"].update(d_modle=64), "archs.transformer.d_modle: unknown key"),
+    (lambda r: r["finetune"].update(steps="many"), "finetune.steps:"),
+    (lambda r: r["pretrain"].update(mask_ratio=1.5), "pretrain.mask_ratio:"),
+    (lambda r: r["archs"]["s4d"].update(kind="mamba"), "archs.s4d:"),
+    (lambda r: r["grid"].update(archs=["transformer", "lstm"]), "grid.archs: 'lstm' is not defined"),
+    (lambda r: r["grid"].update(inits=["scratch", "masked_sptt"]), "grid.inits.1:"),
+    (lambda r: r["finetune"]["lr"].pop("s4d"), "finetune.lr: no learning rate for arch 's4d'"),
+    (lambda r: r.update(extra_section={}), "extra_section: unknown key"),
+])
+def test_bad_params_fail_with_one_line_naming_the_key(raw_params, edit, expected):
+    edit(raw_params)
+    with pytest.raises(ConfigError) as err:
+        parse_params(raw_params, "params.yaml")
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")
+    assert expected in message
+
+
+def test_cli_reports_config_error_in_one_line(tmp_path, raw_params, capsys):
+    raw_params["archs"]["transformer"]["n_heads"] = "four"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw_params))
+    assert main(["--params", str(path), "report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "archs.transformer.n_heads" in err
+
+
+def test_cli_rejects_unknown_cell_keys(tmp_path, raw_params, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw_params))
+    assert main(["--params", str(path), "pretrain", "--task", "listops", "--arch", "gpt", "--init", "scratch",
+                 "--seed", "0"]) == 2
+    assert "--arch gpt" in capsys.readouterr().err
+
+
+def test_missing_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")

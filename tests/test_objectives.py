@@ -1,0 +1,43 @@
+import torch
+import torch.nn.functional as F
+
+from components.objectives import IGNORE, mask_tokens, masked_lm_loss
+
+MASK_ID = 1
+
+
+def test_masking_touches_only_real_positions_at_the_given_ratio():
+    tokens = torch.randint(2, 17, (64, 100))
+    mask = torch.arange(100)[None, :] < torch.randint(20, 100, (64,))[:, None]
+    inputs, targets = mask_tokens(tokens, mask, 0.3, MASK_ID, torch.Generator().manual_seed(0))
+    chosen = targets != IGNORE
+    assert not (chosen & ~mask).any()
+    assert torch.equal(inputs[chosen], torch.full_like(inputs[chosen], MASK_ID))
+    assert torch.equal(inputs[~chosen], tokens[~chosen])
+    assert torch.equal(targets[chosen], tokens[chosen])
+    assert abs(chosen.sum() / mask.sum() - 0.3) < 0.03
+
+
+def test_masked_lm_loss_counts_masked_positions_only():
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(2, 17, (4, 30), generator=g)
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    _, targets = mask_tokens(tokens, mask, 0.2, MASK_ID, g)
+    logits = torch.randn(4, 30, 17, generator=g)
+    loss, correct, n = masked_lm_loss(logits, targets)
+    chosen = targets != IGNORE
+    assert n == int(chosen.sum())
+    torch.testing.assert_close(loss, F.cross_entropy(logits[chosen], targets[chosen]))
+    # changing predictions at unmasked positions changes nothing
+    other = logits.clone()
+    other[~chosen] = torch.randn_like(other[~chosen]) * 100
+    torch.testing.assert_close(masked_lm_loss(other, targets)[0], loss)
+    assert masked_lm_loss(other, targets)[1] == correct
+
+
+def test_same_generator_seed_same_mask():
+    tokens = torch.randint(2, 17, (8, 40))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    a = mask_tokens(tokens, mask, 0.15, MASK_ID, torch.Generator().manual_seed(7))
+    b = mask_tokens(tokens, mask, 0.15, MASK_ID, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
