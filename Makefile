@@ -32,7 +32,7 @@ grid: install             ## the same grid as a Prefect flow (local mode)
 	arena grid
 
 mlflow-ui: install        ## browse the runs at http://127.0.0.1:5000
-	mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db
 
 clean:                    ## remove generated data, checkpoints, metrics and the local MLflow store
 	rm -rf data artifacts metrics mlflow.db mlruns
