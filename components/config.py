@@ -98,7 +98,7 @@ ArchCfg = Annotated[Union[TransformerCfg, S4DCfg], Field(discriminator="kind")]
 class OptimCfg(Frozen):
     """One training phase (pretraining or finetuning): AdamW, linear warmup, cosine decay to 0."""
 
-    steps: int = Field(1_000, ge=0)
+    steps: int = Field(1_000, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: dict[str, float]  # per architecture name: the archs' good learning rates differ (calibration)
     weight_decay: float = Field(0.01, ge=0)

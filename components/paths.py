@@ -1,5 +1,5 @@
 """Every artifact path in one place. dvc.yaml spells the same patterns with ${item.*}
-(tests/test_dvc_yaml.py checks that the two agree). Paths are relative to the project root,
+(tests/test_dvc.py checks that the two agree). Paths are relative to the project root,
 which is the working directory of every stage (DVC runs stages there; so do the flows)."""
 from __future__ import annotations
 

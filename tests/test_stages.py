@@ -1,12 +1,15 @@
 """The stage functions end to end on the shrunk real config, in a temp dir with a temp MLflow store."""
+import inspect
 import json
+from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
 from components.grid import cells
-from components.stages import common, evaluate, finetune, materialize, pretrain, report
+from components.stages import evaluate, finetune, materialize, pretrain, report
 
 
 def run_all(params):
@@ -19,20 +22,23 @@ def run_all(params):
 
 
 def test_pipeline_writes_report_tracks_runs_and_keeps_test_out_of_training(workdir, tiny_params, monkeypatch):
-    reads = []
-    real_load = common.load_split
+    reads = []  # (stage module, file name) of every Parquet read, whatever the route to pyarrow
+    real_read = pq.read_table
 
-    def spy(task, split):
-        import inspect
-        reads.append((inspect.stack()[1].frame.f_globals["__name__"], split))
-        return real_load(task, split)
+    def spy(path, *args, **kwargs):
+        stage = next((f.frame.f_globals["__name__"] for f in inspect.stack(0)
+                      if f.frame.f_globals["__name__"].startswith("components.stages.")
+                      and f.frame.f_globals["__name__"] != "components.stages.common"), "?")
+        reads.append((stage, Path(path).stem))
+        return real_read(path, *args, **kwargs)
 
-    for mod in (pretrain, finetune, evaluate):
-        monkeypatch.setattr(mod, "load_split", spy)
+    monkeypatch.setattr(pq, "read_table", spy)
     run_all(tiny_params)
 
     # the test split is read by the evaluate stage only
     assert {m for m, s in reads if s == "test"} == {"components.stages.evaluate"}
+    assert {m for m, s in reads} == {"components.stages.pretrain", "components.stages.finetune",
+                                     "components.stages.evaluate"}
     assert ("components.stages.pretrain", "train") in reads and ("components.stages.finetune", "val") in reads
 
     grid = pd.read_csv(paths.report_dir() / "grid.csv")

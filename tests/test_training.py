@@ -51,6 +51,19 @@ def test_loss_is_finite_and_decreases():
     assert [s for s, m in logs if "val_score" in m] == [10, 20, 30]
 
 
+def test_logged_lr_is_the_main_rate_even_with_hinted_groups():
+    from components.config import S4DCfg
+
+    split = toy_split()
+    model = new_head(Classifier, build_backbone(S4DCfg(d_model=8, n_layers=1, d_state=4, ssm_lr=1e-4), 12, 0, 0), 2, 0)
+    stream = (split.batch(r, 0) for e in itertools.count() for r in epoch_batches(split.lengths, 8, 0, e))
+    logs = []
+    train(model, stream, lambda m, b: classification_loss(m(b[0], b[1]), b[2]), lambda m: {"score": 0.0},
+          CFG, 3e-3, lambda m, s: logs.append((s, m)))
+    lrs = {s: m["lr"] for s, m in logs if "lr" in m}
+    assert lrs[5] == 3e-3 * lr_factor(4, CFG.warmup_steps, CFG.steps)
+
+
 def test_same_seed_same_metrics():
     a, b = run(toy_split())[2], run(toy_split())[2]
     assert [m.get("train_loss") for _, m in a] == [m.get("train_loss") for _, m in b]

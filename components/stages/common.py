@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Callable
 
 import torch
@@ -15,9 +16,13 @@ from components.data.parquet import read_split
 def resolve_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: 'cuda' requested but torch.cuda.is_available() is False")
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
+    device = torch.device("cuda" if setting == "auto" and torch.cuda.is_available() else
+                          "cpu" if setting == "auto" else setting)
+    if device.type == "cuda":
+        # same seed, same metrics on GPU too: deterministic kernels where PyTorch has them
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return device
 
 
 def derive_seed(seed: int, purpose: str) -> int:
