@@ -13,7 +13,7 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     g = acc.groupby(KEYS, sort=False)
     table = g.agg(n_seeds=("seed", "nunique"), acc_mean=("acc", "mean"), acc_std=("acc", "std"),
                   val_acc_mean=("val_accuracy", lambda s: 100.0 * s.mean()),
-                  params_trainable=("params_trainable", "first"), pretrain_steps=("pretrain_steps", "first"),
+                  params_trainable=("params_trainable", "first"), params_total=("params_total", "first"), pretrain_steps=("pretrain_steps", "first"),
                   finetune_steps=("finetune_steps", "first"),
                   finetune_seconds=("finetune_seconds", "sum")).reset_index()
     scratch = table[table["init"] == "scratch"].set_index(["task", "arch"])["acc_mean"]
@@ -36,11 +36,12 @@ def render_markdown(table: pd.DataFrame) -> str:
              "Δ is the change against `scratch` for the same task and architecture.", ""]
     for task, rows in table.groupby("task", sort=False):
         lines += [f"## {task}", "",
-                  "| arch | init | seeds | test acc | Δ vs scratch | val acc | trainable params | pretrain steps | finetune steps |",
+                  "| arch | init | seeds | test acc | Δ vs scratch | val acc | trainable / total params | pretrain steps | finetune steps |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in rows.itertuples():
             acc = _fmt(r.acc_mean) + ("" if pd.isna(r.acc_std) else f" ± {r.acc_std:.2f}")
             lines.append(f"| {r.arch} | {r.init} | {r.n_seeds} | {acc} | {_fmt(r.delta_vs_scratch, True)} | "
-                         f"{_fmt(r.val_acc_mean)} | {r.params_trainable:,} | {r.pretrain_steps} | {r.finetune_steps} |")
+                         f"{_fmt(r.val_acc_mean)} | {r.params_trainable:,} / {r.params_total:,} | {r.pretrain_steps} | "
+                         f"{r.finetune_steps} |")
         lines.append("")
     return "\n".join(lines)

@@ -39,11 +39,16 @@ def shrink(raw: dict) -> dict:
     """The real params.yaml, cut down to seconds-long runs."""
     raw["tasks"]["listops"].update(max_depth=4, min_length=8, max_length=48, n_train=240, n_val=48, n_test=48)
     for arch in raw["archs"].values():
+        kind = arch["kind"]
+        if kind == "fpt":
+            continue  # a fixed pretrained network: nothing to shrink
         arch.update(d_model=16, n_layers=1)
-        if arch["kind"] == "transformer":
+        if kind in ("transformer", "las", "las_chunk"):
             arch["n_heads"] = 2
-        else:
+        if kind in ("s4d", "dlr"):
             arch["d_state"] = 8
+        if "block_size" in arch or "chunk" in arch:
+            arch.update({k: 8 for k in ("block_size", "chunk") if k in arch})
     for phase in ("pretrain", "finetune"):
         raw[phase].update(steps=6, batch_size=8, warmup_steps=2, eval_every=3, log_every=2)
     return raw

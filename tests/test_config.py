@@ -18,7 +18,7 @@ def test_shipped_params_validate():
     (lambda r: r["pretrain"].update(mask_ratio=1.5), "pretrain.mask_ratio:"),
     (lambda r: r["finetune"].update(steps=0), "finetune.steps: Input should be greater than or equal to 1"),
     (lambda r: r["archs"]["s4d"].update(kind="mamba"), "archs.s4d:"),
-    (lambda r: r["grid"].update(archs=["transformer", "lstm"]), "grid.archs: 'lstm' is not defined"),
+    (lambda r: r["grid"].update(archs=["transformer", "mamba"]), "grid.archs: 'mamba' is not defined"),
     (lambda r: r["grid"].update(inits=["scratch", "masked_sptt"]), "grid.inits.1:"),
     (lambda r: r["finetune"]["lr"].pop("s4d"), "finetune.lr: no learning rate for arch 's4d'"),
     (lambda r: r.update(extra_section={}), "extra_section: unknown key"),

@@ -2,9 +2,8 @@ import pytest
 import torch
 
 from components.config import S4DCfg, TransformerCfg
-from components.models import Classifier, MaskedLM, build_backbone, new_head
-from components.models.attention import SelfAttention, attention_ref
-from components.models.s4d import S4D, bidirectional_conv, s4d_recurrence_ref
+from components.models import build_backbone
+from components.models.s4d import S4D, ssm_conv, ssm_recurrence_ref
 from components.training.optim import param_groups
 
 ARCHS = {"transformer": TransformerCfg(d_model=16, n_layers=2, n_heads=2),
@@ -20,27 +19,6 @@ def tokens_and_mask(lengths: list[int], L: int, seed: int = 0):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_shapes(arch):
-    backbone = build_backbone(ARCHS[arch], V, PAD, seed=0)
-    tokens, mask = tokens_and_mask([5, 9, 12], 12)
-    assert backbone(tokens, mask).shape == (3, 12, 16)
-    assert new_head(Classifier, backbone, 10, 1)(tokens, mask).shape == (3, 10)
-    assert new_head(MaskedLM, backbone, V, 1)(tokens, mask).shape == (3, 12, V)
-
-
-@pytest.mark.parametrize("arch", ARCHS)
-def test_padding_does_not_change_logits(arch):
-    model = new_head(Classifier, build_backbone(ARCHS[arch], V, PAD, seed=0), 10, 1).eval()
-    tokens, mask = tokens_and_mask([7], 7)
-    alone = model(tokens, mask)
-    padded_tokens = torch.cat([tokens, torch.full((1, 25), PAD)], dim=1)
-    padded_mask = torch.cat([mask, torch.zeros(1, 25, dtype=torch.bool)], dim=1)
-    other, other_mask = tokens_and_mask([32], 32, seed=1)
-    batch = model(torch.cat([padded_tokens, other]), torch.cat([padded_mask, other_mask]))
-    torch.testing.assert_close(batch[:1], alone, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("arch", ARCHS)
 def test_same_seed_same_weights(arch):
     a, b = build_backbone(ARCHS[arch], V, PAD, seed=5), build_backbone(ARCHS[arch], V, PAD, seed=5)
     c = build_backbone(ARCHS[arch], V, PAD, seed=6)
@@ -49,22 +27,13 @@ def test_same_seed_same_weights(arch):
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
-def test_sdpa_matches_explicit_softmax_reference():
-    attn = SelfAttention(ARCHS["transformer"])
-    x = torch.randn(3, 11, 16)
-    _, mask = tokens_and_mask([11, 4, 8], 11)
-    q, k, v = attn.split_heads(x)
-    ref = attention_ref(q, k, v, mask).transpose(1, 2).reshape(3, 11, 16)
-    torch.testing.assert_close(attn(x, mask), attn.out(ref), atol=1e-5, rtol=1e-5)
-
-
 def test_s4d_fft_matches_recurrence():
     torch.manual_seed(0)
     layer = S4D(ARCHS["s4d"])
     u = torch.randn(2, 16, 21)  # (B, D, L)
     k = layer.kernels(21)
     with torch.no_grad():
-        torch.testing.assert_close(bidirectional_conv(u, k), s4d_recurrence_ref(layer.kernel, u), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ssm_conv(u, k), ssm_recurrence_ref(layer.kernel, u), atol=1e-4, rtol=1e-4)
 
 
 def test_s4d_backward_direction_sees_only_later_inputs():
@@ -73,7 +42,7 @@ def test_s4d_backward_direction_sees_only_later_inputs():
     k[0] = 0  # keep only the backward kernel
     u = torch.zeros(1, 16, 10)
     u[..., 4] = 1.0
-    y = bidirectional_conv(u, k)
+    y = ssm_conv(u, k)
     assert torch.allclose(y[..., 4:], torch.zeros_like(y[..., 4:]), atol=1e-6)
     assert y[..., :4].abs().sum() > 0
 

@@ -4,10 +4,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
+from components.config import parse_params
 from components.grid import cells
 from components.stages import evaluate, finetune, materialize, pretrain, report
 
@@ -91,3 +93,17 @@ def test_same_params_same_metrics(workdir, tiny_params):
         m = json.loads(out.read_text())
         results.append((m["test_accuracy"], m["test_loss"], m["val_accuracy"], m["best_step"]))
     assert results[0] == results[1]
+
+
+@pytest.mark.slow
+def test_every_architecture_in_params_trains_and_gets_its_own_row(workdir, raw_params):
+    raw_params["grid"].update(archs=list(raw_params["archs"]), inits=["scratch", "masked_spt"])
+    params = parse_params(raw_params)
+    run_all(params)
+    grid = pd.read_csv(paths.report_dir() / "grid.csv")
+    assert sorted(set(grid["arch"])) == sorted(raw_params["archs"])
+    assert len(grid) == 2 * len(raw_params["archs"])
+    for row in grid.itertuples():
+        frozen = raw_params["archs"][row.arch]["kind"] == "fpt"
+        assert (row.params_trainable < row.params_total) == frozen, row.arch
+        assert 0 <= row.acc_mean <= 100

@@ -1,4 +1,4 @@
-"""Model construction: the one lookup table from an architecture `kind` to its mixer."""
+"""Model construction: the one lookup table from an architecture `kind` to what builds it."""
 from __future__ import annotations
 
 from functools import partial
@@ -9,20 +9,48 @@ from torch import nn
 from components.config import ArchCfg
 from components.models.attention import SelfAttention
 from components.models.backbone import Backbone, Classifier, MaskedLM
+from components.models.las import LaSAttention, LaSChunkAttention
+from components.models.local_attention import BlockLocalAttention
+from components.models.lstm import LSTMMixer
 from components.models.s4d import S4D
 
-MIXERS = {"transformer": SelfAttention, "s4d": S4D}
+
+def _attention(cfg) -> nn.Module:
+    return BlockLocalAttention(cfg) if cfg.block_size else SelfAttention(cfg)
 
 
-def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int) -> Backbone:
-    """The backbone with its initial weights drawn from `seed` (global RNG untouched)."""
+MIXERS = {"transformer": _attention, "las": LaSAttention, "las_chunk": LaSChunkAttention,
+          "s4d": S4D, "dlr": S4D, "lstm": LSTMMixer}
+
+
+def _stacked(cfg: ArchCfg, vocab_size: int, pad_id: int) -> Backbone:
+    return Backbone(vocab_size, cfg.d_model, cfg.n_layers, partial(MIXERS[cfg.kind], cfg), cfg.ff_mult,
+                    cfg.positions, pad_id)
+
+
+def _frozen_lm(cfg: ArchCfg, vocab_size: int, pad_id: int) -> nn.Module:
+    from components.models.fpt import FrozenLMBackbone  # lazy: needs Hugging Face transformers
+
+    return FrozenLMBackbone(cfg, vocab_size, pad_id)
+
+
+BUILDERS = {**{kind: _stacked for kind in MIXERS}, "fpt": _frozen_lm}
+
+
+def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int) -> nn.Module:
+    """The backbone (tokens, mask) -> (B, L, D) with its initial weights drawn from `seed`
+    (inside a forked RNG, so the caller's global RNG state is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Backbone(vocab_size, cfg.d_model, cfg.n_layers, partial(MIXERS[cfg.kind], cfg),
-                        cfg.ff_mult, cfg.positions, pad_id)
+        backbone = BUILDERS[cfg.kind](cfg, vocab_size, pad_id)
+        if getattr(cfg, "rand_init", False):  # Amos et al.: reset every parameter to N(0, 0.1)
+            with torch.no_grad():
+                for p in backbone.parameters():
+                    p.normal_(0.0, 0.1)
+    return backbone
 
 
-def new_head(module_cls: type, backbone: Backbone, out_dim: int, seed: int) -> nn.Module:
+def new_head(module_cls: type, backbone: nn.Module, out_dim: int, seed: int) -> nn.Module:
     """Wrap `backbone` with a freshly initialised head drawn from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -35,4 +63,10 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"params_total": total, "params_trainable": trainable}
 
 
-__all__ = ["MIXERS", "build_backbone", "new_head", "count_parameters", "Classifier", "MaskedLM"]
+def ssm_kernels(backbone: nn.Module, L: int) -> list[torch.Tensor]:
+    """Each SSM layer's convolution kernels (C, D, L), in layer order (empty for other kinds)."""
+    return [m.kernels(L).detach() for m in backbone.modules() if isinstance(m, S4D)]
+
+
+__all__ = ["MIXERS", "BUILDERS", "build_backbone", "new_head", "count_parameters", "ssm_kernels",
+           "Classifier", "MaskedLM"]

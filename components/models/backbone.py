@@ -61,8 +61,9 @@ class Backbone(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, mixer: Mixer, ff_mult: int,
                  positions: str, pad_id: int):
         super().__init__()
+        self.d_model = d_model
         self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
-        self.positions = positions
+        self.positions = positions  # "rotary" is applied inside attention, "none" adds nothing
         self.blocks = nn.ModuleList([Block(d_model, mixer(), ff_mult) for _ in range(n_layers)])
         self.norm = nn.LayerNorm(d_model)
 
@@ -88,7 +89,7 @@ class Classifier(nn.Module):
     def __init__(self, backbone: Backbone, n_classes: int):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.norm.normalized_shape[0], n_classes)
+        self.head = nn.Linear(backbone.d_model, n_classes)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """tokens, mask: (B, L) -> logits (B, K)."""
@@ -101,7 +102,7 @@ class MaskedLM(nn.Module):
     def __init__(self, backbone: Backbone, vocab_size: int):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Linear(backbone.norm.normalized_shape[0], vocab_size)
+        self.head = nn.Linear(backbone.d_model, vocab_size)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """tokens, mask: (B, L) -> logits (B, L, V)."""

@@ -1,9 +1,15 @@
-"""S4D: a diagonal state-space layer (Gu et al. 2022, "On the Parameterization and Initialization
-of Diagonal State Space Models"), bidirectional, computed as an FFT convolution, with its
-step-by-step recurrence twin.
+"""Diagonal state-space layers as FFT convolutions, with their step-by-step recurrence twin.
+
+- S4D (Gu et al. 2022, "On the Parameterization and Initialization of Diagonal State Space
+  Models"): A diagonal complex, ZOH discretisation with a learned dt, B = 1; S4D-Lin
+  (A_n = -1/2 + i*pi*n) or S4D-Inv (A_n = -1/2 + i*N/pi*(N/(2n+1) - 1)) initialisation.
+- DLR (Gupta et al. 2022, diagonal linear RNN): x_t = Lambda x_{t-1} + u_t, y_t = Re(C x_t), with
+  Lambda diagonal complex learned directly (no dt, no discretisation). "Structured" init sets
+  Lambda = exp(dt * A) with S4D-Lin's A, so both start from the same kernel family.
+Both are bidirectional by default (a second kernel, flipped), or causal.
 
 Legend: B batch, L length, D model width (= SSM channels), N complex modes (d_state / 2),
-C kernel directions (2: forward and backward).
+C kernel directions (2: forward and backward; 1: causal).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.config import S4DCfg
+from components.config import DLRCfg, S4DCfg
 
 
 def optim_hint(p: nn.Parameter, lr: float) -> nn.Parameter:
@@ -25,54 +31,83 @@ def optim_hint(p: nn.Parameter, lr: float) -> nn.Parameter:
 # helpers --------------------------------------------------------------------------------------
 
 
-class S4DKernel(nn.Module):
-    """Generates the convolution kernel of each direction from diagonal (A, B=1, C, dt), ZOH."""
+def _log_dt(cfg, D: int) -> torch.Tensor:
+    return torch.rand(D) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)  # (D,)
 
-    def __init__(self, cfg: S4DCfg, directions: int = 2):
+
+def _imag_init(cfg, D: int, N: int) -> torch.Tensor:
+    n = torch.arange(N).float()
+    if getattr(cfg, "init", "lin") == "inv":
+        imag = N / math.pi * (N / (2 * n + 1) - 1)  # S4D-Inv
+    else:
+        imag = math.pi * n  # S4D-Lin
+    return imag.repeat(D, 1)  # (D, N)
+
+
+class S4DKernel(nn.Module):
+    """Kernel of each direction from diagonal (A, B=1, C, dt), ZOH-discretised."""
+
+    def __init__(self, cfg: S4DCfg, directions: int):
         super().__init__()
         D, N = cfg.d_model, cfg.d_state // 2
-        log_dt = torch.rand(D) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min)  # (D,)
         C = torch.randn(directions, D, N, dtype=torch.cfloat)  # (C, D, N)
-        self.log_dt = optim_hint(nn.Parameter(log_dt), cfg.ssm_lr)
+        self.log_dt = optim_hint(nn.Parameter(_log_dt(cfg, D)), cfg.ssm_lr)
         self.C = optim_hint(nn.Parameter(torch.view_as_real(C)), cfg.ssm_lr)  # (C, D, N, 2)
-        # S4D-Lin: A_n = -1/2 + i * pi * n, stored as log(-Re A) and Im A
         self.log_A_real = optim_hint(nn.Parameter(torch.log(0.5 * torch.ones(D, N))), cfg.ssm_lr)
-        self.A_imag = optim_hint(nn.Parameter(math.pi * torch.arange(N).float().repeat(D, 1)), cfg.ssm_lr)
+        self.A_imag = optim_hint(nn.Parameter(_imag_init(cfg, D, N)), cfg.ssm_lr)
 
     def discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(dtA (D, N), C-bar (C, D, N)): the ZOH-discretised state matrix and the output map
-        with B-bar = (exp(dtA) - 1) / A folded in."""
+        """(log of the state transition (D, N), output map (C, D, N)) with B-bar folded into C."""
         dt = self.log_dt.exp()  # (D,)
         A = -self.log_A_real.exp() + 1j * self.A_imag  # (D, N)
         dtA = A * dt[:, None]  # (D, N)
-        C = torch.view_as_complex(self.C) * (dtA.exp() - 1.0) / A  # (C, D, N)
-        return dtA, C
+        return dtA, torch.view_as_complex(self.C) * (dtA.exp() - 1.0) / A  # (D, N), (C, D, N)
 
     def forward(self, L: int) -> torch.Tensor:
-        """-> kernels (C, D, L): K[c, d, l] = 2 Re(sum_n C[c, d, n] exp(dtA[d, n] * l))."""
-        dtA, C = self.discrete()
-        powers = (dtA[..., None] * torch.arange(L, device=dtA.device)).exp()  # (D, N, L)
+        """-> kernels (C, D, L): K[c, d, l] = 2 Re(sum_n Cbar[c, d, n] exp(logA[d, n] * l))."""
+        log_A, C = self.discrete()
+        powers = (log_A[..., None] * torch.arange(L, device=log_A.device)).exp()  # (D, N, L)
         return 2 * torch.einsum("cdn, dnl -> cdl", C, powers).real  # (C, D, L)
 
 
-def bidirectional_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """u: (B, D, L), k: (2, D, L) -> (B, D, L);
-    y_t = sum_{s<=t} k[0, t-s] u_s + sum_{s>t} k[1, s-t-1] u_s, as one FFT convolution of size 2L."""
+class DLRKernel(S4DKernel):
+    """Kernel of a diagonal linear RNN: K[l] = 2 Re(C Lambda^l), Lambda = exp(-exp(nu) + i theta)."""
+
+    def __init__(self, cfg: DLRCfg, directions: int):
+        nn.Module.__init__(self)
+        D, N = cfg.d_model, cfg.d_state // 2
+        dt = _log_dt(cfg, D).exp()[:, None]  # (D, 1) structured init: Lambda = exp(dt * A_lin)
+        C = torch.randn(directions, D, N, dtype=torch.cfloat) * dt  # (C, D, N) ~ S4D C-bar at init
+        self.log_neg_re = optim_hint(nn.Parameter(torch.log(0.5 * dt * torch.ones(D, N))), cfg.ssm_lr)
+        self.theta = optim_hint(nn.Parameter(dt * _imag_init(cfg, D, N)), cfg.ssm_lr)
+        self.C = optim_hint(nn.Parameter(torch.view_as_real(C)), cfg.ssm_lr)
+
+    def discrete(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return -self.log_neg_re.exp() + 1j * self.theta, torch.view_as_complex(self.C)  # (D, N), (C, D, N)
+
+
+KERNELS = {"s4d": S4DKernel, "dlr": DLRKernel}
+
+
+def ssm_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """u: (B, D, L), k: (C, D, L) -> (B, D, L), one FFT convolution of size 2L:
+    y_t = sum_{s<=t} k[0, t-s] u_s  (+ sum_{s>t} k[1, s-t-1] u_s when C = 2)."""
     L = u.shape[-1]
-    k = F.pad(k[0], (0, L)) + F.pad(k[1].flip(-1), (L, 0))  # (D, 2L)
-    y = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(k, n=2 * L), n=2 * L)  # (B, D, 2L)
+    kk = F.pad(k[0], (0, L))  # (D, 2L)
+    if k.shape[0] == 2:
+        kk = kk + F.pad(k[1].flip(-1), (L, 0))
+    y = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(kk, n=2 * L), n=2 * L)  # (B, D, 2L)
     return y[..., :L]  # (B, D, L)
 
 
 # reference ------------------------------------------------------------------------------------
 
 
-def s4d_recurrence_ref(kernel: S4DKernel, u: torch.Tensor) -> torch.Tensor:
-    """The same bidirectional SSM run as two explicit recurrences x_t = exp(dtA) x_{t-1} + u_t,
-    y_t = 2 Re(C-bar x_t); the backward one runs on the reversed input and is shifted by one.
-    u: (B, D, L) -> (B, D, L). Slow: tests only."""
-    dtA, C = kernel.discrete()  # (D, N), (2, D, N)
-    dA = dtA.exp()  # (D, N)
+def ssm_recurrence_ref(kernel: S4DKernel, u: torch.Tensor) -> torch.Tensor:
+    """The same SSM run as explicit recurrences x_t = A x_{t-1} + u_t, y_t = 2 Re(C x_t); the
+    backward one (if any) runs on the reversed input, shifted by one. u: (B, D, L) -> (B, D, L)."""
+    log_A, C = kernel.discrete()  # (D, N), (C, D, N)
+    dA = log_A.exp()  # (D, N)
     B, D, L = u.shape
 
     def scan(seq: torch.Tensor, Cd: torch.Tensor) -> torch.Tensor:  # (B, D, L) -> (B, D, L)
@@ -83,21 +118,22 @@ def s4d_recurrence_ref(kernel: S4DKernel, u: torch.Tensor) -> torch.Tensor:
             ys.append(2 * torch.einsum("dn, bdn -> bd", Cd, x).real)  # (B, D)
         return torch.stack(ys, dim=-1)  # (B, D, L)
 
-    fwd = scan(u, C[0])  # (B, D, L)
-    bwd = scan(u.flip(-1), C[1])  # (B, D, L) in reversed time; output at t' includes u at t'
-    bwd = F.pad(bwd[..., :-1], (1, 0)).flip(-1)  # (B, D, L): strictly-later inputs only
-    return fwd + bwd
+    y = scan(u, C[0])
+    if C.shape[0] == 2:
+        bwd = scan(u.flip(-1), C[1])  # reversed time; output at t' includes u at t'
+        y = y + F.pad(bwd[..., :-1], (1, 0)).flip(-1)  # strictly-later inputs only
+    return y
 
 
 # main class -----------------------------------------------------------------------------------
 
 
 class S4D(nn.Module):
-    """Bidirectional S4D mixer: SSM convolution + D skip, GELU, then Linear(D -> 2D) and GLU."""
+    """Diagonal SSM mixer (S4D or DLR kernel): convolution + D skip, GELU, Linear(D -> 2D), GLU."""
 
-    def __init__(self, cfg: S4DCfg):
+    def __init__(self, cfg: S4DCfg | DLRCfg):
         super().__init__()
-        self.kernel = S4DKernel(cfg)
+        self.kernel = KERNELS[cfg.kind](cfg, directions=2 if cfg.bidirectional else 1)
         self.skip = nn.Parameter(torch.randn(cfg.d_model))  # the "D" term
         self.out = nn.Linear(cfg.d_model, 2 * cfg.d_model)
 
@@ -105,11 +141,10 @@ class S4D(nn.Module):
         """x: (B, L, D), mask: (B, L) bool -> (B, L, D). Padded inputs are zeroed, so a real
         position's output does not depend on how much padding follows it."""
         u = x.masked_fill(~mask[..., None], 0.0).transpose(1, 2)  # (B, D, L)
-        k = self.kernel(u.shape[-1])  # (2, D, L)
-        y = bidirectional_conv(u, k) + u * self.skip[:, None]  # (B, D, L)
+        y = ssm_conv(u, self.kernel(u.shape[-1])) + u * self.skip[:, None]  # (B, D, L)
         y = F.gelu(y).transpose(1, 2)  # (B, L, D)
         return F.glu(self.out(y), dim=-1)  # (B, L, D)
 
     def kernels(self, L: int) -> torch.Tensor:
-        """The layer's convolution kernels (2, D, L), for kernel-decay analysis."""
+        """The layer's convolution kernels (C, D, L), for the kernel-decay analysis."""
         return self.kernel(L)

