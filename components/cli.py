@@ -28,8 +28,18 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Defaults the user's environment can override: no telemetry (it is outbound traffic), and time
+# enough for Prefect's temporary server to start on a small machine (its default 20 s is not).
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
     args = parser().parse_args(argv)
     try:
         params = load_params(args.params)
