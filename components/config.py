@@ -136,9 +136,15 @@ class LSTMCfg(Frozen):
     kind: Literal["lstm"] = "lstm"
     d_model: int = Field(64, ge=2)
     n_layers: int = Field(2, ge=1)
-    bidirectional: bool = False
+    bidirectional: bool = False  # splits d_model between the two directions
     ff_mult: int = Field(0, ge=0)
     positions: Literal["sinusoidal", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _even(self):
+        if self.bidirectional and self.d_model % 2:
+            raise ValueError(f"a bidirectional LSTM needs an even d_model (got {self.d_model})")
+        return self
 
 
 class FPTCfg(Frozen):

@@ -28,7 +28,7 @@ def decay_rates(n_heads: int, decay_max: float, decay_min: float = 1e-4) -> torc
     if n_heads == 1 or decay_max == 0:
         return torch.zeros(n_heads)
     lo = math.log(min(decay_min, decay_max))
-    rest = torch.exp(torch.linspace(lo, math.log(decay_max), n_heads - 1))  # (H-1,)
+    rest = torch.exp(torch.linspace(math.log(decay_max), lo, n_heads - 1)).flip(0)  # (H-1,), ends at B
     return torch.cat([torch.zeros(1), rest])
 
 

@@ -2,7 +2,8 @@
 
 - S4D (Gu et al. 2022, "On the Parameterization and Initialization of Diagonal State Space
   Models"): A diagonal complex, ZOH discretisation with a learned dt, B = 1; S4D-Lin
-  (A_n = -1/2 + i*pi*n) or S4D-Inv (A_n = -1/2 + i*N/pi*(N/(2n+1) - 1)) initialisation.
+  (A_n = -1/2 + i*pi*n) or S4D-Inv (A_n = -1/2 + i*N/pi*(N/(2n+1) - 1), N = d_state)
+  initialisation, over the d_state / 2 modes kept (the others are their conjugates).
 - DLR (Gupta et al. 2022, diagonal linear RNN): x_t = Lambda x_{t-1} + u_t, y_t = Re(C x_t), with
   Lambda diagonal complex learned directly (no dt, no discretisation). "Structured" init sets
   Lambda = exp(dt * A) with S4D-Lin's A, so both start from the same kernel family.
@@ -36,9 +37,11 @@ def _log_dt(cfg, D: int) -> torch.Tensor:
 
 
 def _imag_init(cfg, D: int, N: int) -> torch.Tensor:
+    """(D, N) imaginary parts for the N = d_state / 2 kept modes n = 0..N-1."""
     n = torch.arange(N).float()
     if getattr(cfg, "init", "lin") == "inv":
-        imag = N / math.pi * (N / (2 * n + 1) - 1)  # S4D-Inv
+        full = cfg.d_state  # S4D-Inv is stated for the full state size (state-spaces dplr.py)
+        imag = full / math.pi * (full / (2 * n + 1) - 1)
     else:
         imag = math.pi * n  # S4D-Lin
     return imag.repeat(D, 1)  # (D, N)
@@ -111,7 +114,7 @@ def ssm_recurrence_ref(kernel: S4DKernel, u: torch.Tensor) -> torch.Tensor:
     B, D, L = u.shape
 
     def scan(seq: torch.Tensor, Cd: torch.Tensor) -> torch.Tensor:  # (B, D, L) -> (B, D, L)
-        x = torch.zeros(B, D, dA.shape[-1], dtype=dA.dtype)  # (B, D, N)
+        x = torch.zeros(B, D, dA.shape[-1], dtype=dA.dtype, device=u.device)  # (B, D, N)
         ys = []
         for t in range(L):
             x = dA * x + seq[..., t, None]  # (B, D, N)
