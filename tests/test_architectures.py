@@ -89,7 +89,7 @@ def _qkv(cfg, L=13, seed=0):
 @pytest.mark.parametrize("causal", [False, True])
 def test_sdpa_matches_explicit_softmax(causal):
     attn = SelfAttention(TransformerCfg(**T, causal=causal, positions="rotary"))
-    x, mask = _qkv(attn_cfg := TransformerCfg(**T))
+    x, mask = _qkv(TransformerCfg(**T))
     ref = attn.merge_heads(attention_ref(*attn.split_heads(x), mask, causal))
     torch.testing.assert_close(attn(x, mask), ref, atol=1e-5, rtol=1e-5)
 

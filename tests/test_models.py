@@ -11,13 +11,6 @@ ARCHS = {"transformer": TransformerCfg(d_model=16, n_layers=2, n_heads=2),
 V, PAD = 17, 0
 
 
-def tokens_and_mask(lengths: list[int], L: int, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(2, V, (len(lengths), L), generator=g)
-    mask = torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]
-    return tokens.masked_fill(~mask, PAD), mask
-
-
 @pytest.mark.parametrize("arch", ARCHS)
 def test_same_seed_same_weights(arch):
     a, b = build_backbone(ARCHS[arch], V, PAD, seed=5), build_backbone(ARCHS[arch], V, PAD, seed=5)
