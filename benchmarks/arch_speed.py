@@ -13,6 +13,7 @@ import platform
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -31,10 +32,8 @@ def train_split(params) -> TokenSplit:
     if split_path("listops", "train").exists():
         return load_split("listops", "train")
     df = listops.generate(params.tasks["listops"])["train"]
-    lengths = df["input"].map(len).to_numpy()
-    offsets = torch.tensor(lengths).cumsum(0).numpy()
-    return TokenSplit(torch.cat([torch.from_numpy(x.astype("int64")) for x in df["input"]]).numpy(),
-                      [0, *offsets], df["label"].to_numpy())
+    offsets = np.concatenate([[0], np.cumsum(df["input"].map(len).to_numpy())])
+    return TokenSplit(np.concatenate(df["input"].to_list()).astype(np.int64), offsets, df["label"].to_numpy())
 
 
 def time_arch(cfg, split, device, steps: int, warmup: int = 3, batch_size: int = 32) -> dict:

@@ -13,8 +13,8 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     g = acc.groupby(KEYS, sort=False)
     table = g.agg(n_seeds=("seed", "nunique"), acc_mean=("acc", "mean"), acc_std=("acc", "std"),
                   val_acc_mean=("val_accuracy", lambda s: 100.0 * s.mean()),
-                  params_trainable=("params_trainable", "first"), params_total=("params_total", "first"), pretrain_steps=("pretrain_steps", "first"),
-                  finetune_steps=("finetune_steps", "first"),
+                  params_trainable=("params_trainable", "first"), params_total=("params_total", "first"),
+                  pretrain_steps=("pretrain_steps", "first"), finetune_steps=("finetune_steps", "first"),
                   finetune_seconds=("finetune_seconds", "sum")).reset_index()
     scratch = table[table["init"] == "scratch"].set_index(["task", "arch"])["acc_mean"]
     table["delta_vs_scratch"] = [

@@ -16,8 +16,9 @@ from components.data.parquet import read_split
 def resolve_device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device: 'cuda' requested but torch.cuda.is_available() is False")
-    device = torch.device("cuda" if setting == "auto" and torch.cuda.is_available() else
-                          "cpu" if setting == "auto" else setting)
+    if setting == "auto":
+        setting = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(setting)
     if device.type == "cuda":
         # same seed, same metrics on GPU too: deterministic kernels where PyTorch has them
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

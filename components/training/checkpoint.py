@@ -1,21 +1,23 @@
 """Checkpoints: a state dict plus plain-data metadata, written atomically, loaded weights-only."""
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
 import torch
 
-from components.atomic import atomic_path, file_sha256
+from components.atomic import atomic_path
 
 
 def save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> str:
     """Write {'state': ..., 'meta': ...} to `path` via a temp file + rename; returns its sha256."""
     buf = io.BytesIO()  # not the temp file directly: torch.save embeds the file name in the archive
     torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}, buf)
+    data = buf.getvalue()
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    return file_sha256(path)
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -65,7 +65,8 @@ def train(model: nn.Module, batches: Iterator[Batch], loss_fn: LossFn, evaluate:
             n = step % cfg.log_every or cfg.log_every
             now = time.perf_counter()
             log({"train_loss": loss_sum / n, "train_accuracy": correct / max(counted, 1),
-                 "lr": lr * lr_factor(step - 1, cfg.warmup_steps, cfg.steps), "tokens_per_s": window_tokens / (now - window_start)}, step)
+                 "lr": lr * lr_factor(step - 1, cfg.warmup_steps, cfg.steps),  # the main group's rate
+                 "tokens_per_s": window_tokens / (now - window_start)}, step)
             loss_sum, correct, counted, window_tokens, window_start = 0.0, 0, 0, 0, now
         if step % cfg.eval_every == 0 or step == cfg.steps:
             val = evaluate(model)
