@@ -37,7 +37,10 @@ def train_split(params) -> TokenSplit:
 
 
 def time_arch(cfg, split, device, steps: int, warmup: int = 3, batch_size: int = 32) -> dict:
-    model = new_head(Classifier, build_backbone(cfg, len(listops.VOCAB), 0, 0), listops.N_CLASSES, 1).to(device)
+    backbone = build_backbone(cfg, len(listops.VOCAB), 0, 0, pretrained=cfg.kind == "fpt")
+    if cfg.kind == "fpt":
+        backbone.freeze()  # timed as fpt_frozen trains it
+    model = new_head(Classifier, backbone, listops.N_CLASSES, 1).to(device)
     opt = build_optimizer(model, 1e-3, 0.01, (0.9, 0.98))
     stream = train_stream(split.lengths, batch_size, seed=0)
     tokens, start = 0, 0.0

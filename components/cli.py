@@ -8,11 +8,13 @@ import sys
 from components.config import ConfigError, load_params
 
 
-def _cell_args(p: argparse.ArgumentParser) -> None:
+def _cell_args(p: argparse.ArgumentParser, fraction: bool) -> None:
     p.add_argument("--task", required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--init", required=True)
     p.add_argument("--seed", required=True, type=int)
+    if fraction:
+        p.add_argument("--fraction", type=float, default=1.0, help="share of labelled training rows (default 1.0)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,9 +22,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--params", default="params.yaml", help="settings file (default: params.yaml)")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("materialize", help="generate a task's Parquet splits").add_argument("--task", required=True)
-    for name, text in (("pretrain", "initialize a cell's backbone (scratch or self-pretraining)"),
+    for name, text in (("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)"),
                        ("finetune", "finetune a cell"), ("evaluate", "test a finetuned cell")):
-        _cell_args(sub.add_parser(name, help=text))
+        _cell_args(sub.add_parser(name, help=text), fraction=name != "pretrain")
     sub.add_parser("report", help="build reports/grid.{md,csv}")
     sub.add_parser("grid", help="run the whole grid as a Prefect flow")
     return ap
@@ -48,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
 
             grid_flow(args.params)
             return 0
+        if args.command in ("pretrain", "finetune", "evaluate"):
+            cell = _cell(params, args)
+            from components.stages import skip  # cheap: a skipped cell never imports torch
+
+            if (blocked := skip.upstream(params, args.command, cell)) is not None:
+                print(skip.write(args.command, cell, *blocked))
+                return 0
         from components.stages import evaluate, finetune, materialize, pretrain, report
 
         if args.command == "materialize":
@@ -56,21 +65,24 @@ def main(argv: list[str] | None = None) -> int:
             print(*report.run(params), sep="\n")
         else:
             stage = {"pretrain": pretrain, "finetune": finetune, "evaluate": evaluate}[args.command]
-            _check_cell(params, args)
-            print(stage.run(params, args.task, args.arch, args.init, args.seed))
+            print(stage.run(params, cell))
     except (ConfigError, FileNotFoundError) as err:
         print(f"arena: error: {err}", file=sys.stderr)
         return 2
     return 0
 
 
-def _check_cell(params, args) -> None:
-    if args.task not in params.tasks:
-        raise ConfigError(f"--task {args.task}: not in params tasks ({sorted(params.tasks)})")
-    if args.arch not in params.archs:
-        raise ConfigError(f"--arch {args.arch}: not in params archs ({sorted(params.archs)})")
-    if args.init not in ("scratch", "masked_spt"):
-        raise ConfigError(f"--init {args.init}: unknown initialization (scratch, masked_spt)")
+def _cell(params, args):
+    from components.grid import Cell
+
+    for flag, value, known in (("--task", args.task, params.tasks), ("--arch", args.arch, params.archs),
+                               ("--init", args.init, params.inits)):
+        if value not in known:
+            raise ConfigError(f"{flag} {value}: not defined in params ({', '.join(sorted(known))})")
+    fraction = getattr(args, "fraction", 1.0)
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"--fraction {fraction}: must be in (0, 1]")
+    return Cell(args.task, args.arch, args.init, args.seed, fraction)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-INITS = ("scratch", "masked_spt")
+INIT_KINDS = ("scratch", "masked_spt", "causal_spt", "fpt_frozen", "fpt_random", "pretrained_full")
 
 
 class Frozen(BaseModel):
@@ -34,6 +34,7 @@ class ListOpsCfg(Frozen):
     n_val: int = Field(1_000, ge=1)
     n_test: int = Field(2_000, ge=1)
     seed: int = 0
+    mask_ratio: float = Field(0.10, gt=0, lt=1)  # masked self-pretraining default (the SPT paper's ListOps ratio)
 
     @model_validator(mode="after")
     def _lengths(self) -> "ListOpsCfg":
@@ -154,7 +155,7 @@ class FPTCfg(Frozen):
     kind: Literal["fpt"] = "fpt"
     backbone: Literal["minilm", "gpt2"] = "minilm"
     path: Optional[str] = None  # local Hugging Face directory (required for gpt2)
-    weights: Literal["pretrained", "random"] = "pretrained"
+    n_layers: Optional[int] = Field(None, ge=1)  # keep only the first n blocks (None: all of them)
     train: list[Literal["norms", "positions", "attention", "feedforward"]] = ["norms", "positions"]
     dropout: float = Field(0.0, ge=0, lt=1)
 
@@ -174,29 +175,98 @@ ArchCfg = Annotated[Union[TransformerCfg, LaSCfg, LaSChunkCfg, S4DCfg, DLRCfg, L
 
 
 class OptimCfg(Frozen):
-    """One training phase (pretraining or finetuning): AdamW, linear warmup, cosine decay to 0."""
+    """One training phase (pretraining or finetuning): AdamW, linear warmup, then cosine decay to 0
+    or a constant rate. The budget is `steps`, or `epochs` over the training rows; `steps_by_arch`
+    overrides it for named architectures (the report shows every cell's steps)."""
 
-    steps: int = Field(1_000, ge=1)
+    steps: Optional[int] = Field(None, ge=1)
+    epochs: Optional[float] = Field(None, gt=0)
+    steps_by_arch: dict[str, int] = {}
     batch_size: int = Field(32, ge=1)
     lr: dict[str, float]  # per architecture name: the archs' good learning rates differ (calibration)
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = Field(100, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
     grad_clip: float = Field(1.0, gt=0)
     eval_every: int = Field(250, ge=1)
     eval_batch_size: int = Field(128, ge=1)
+    patience: Optional[int] = Field(None, ge=1)  # early stopping: evaluations without improvement
+    checkpoint_every: int = Field(250, ge=1)  # steps between resume checkpoints
     log_every: int = Field(25, ge=1)
 
+    @model_validator(mode="after")
+    def _budget(self):
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of steps and epochs")
+        return self
 
-class PretrainCfg(OptimCfg):
-    mask_ratio: float = Field(0.15, gt=0, lt=1)
+
+class InitCfg(Frozen):
+    """How a cell's backbone starts. `scratch`: seeded random weights. `masked_spt` / `causal_spt`:
+    self-pretraining on the task's own training inputs (masked denoising for bidirectional models,
+    next-token prediction for causal ones). `fpt_frozen`: the language-pretrained backbone with
+    attention and feed-forward frozen; `fpt_random`: the same frozen network with random weights;
+    `pretrained_full`: the language-pretrained backbone with every weight trained.
+    `pretrain_share` makes the cell compute-tied: pretraining takes that share of the finetuning
+    budget and finetuning the rest (the SPT paper's Appendix D)."""
+
+    kind: Literal[INIT_KINDS]
+    mask_ratio: Optional[float] = Field(None, gt=0, lt=1)  # masked_spt; None: the task's mask_ratio
+    pretrain_share: Optional[float] = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fields(self):
+        if self.mask_ratio is not None and self.kind != "masked_spt":
+            raise ValueError(f"mask_ratio applies to masked_spt only (kind is {self.kind})")
+        if self.pretrain_share is not None and self.kind not in PRETRAINING:
+            raise ValueError(f"pretrain_share applies to masked_spt and causal_spt only (kind is {self.kind})")
+        return self
+
+
+PRETRAINING = ("masked_spt", "causal_spt")  # inits that train on the task's inputs before finetuning
+FROZEN = ("fpt_frozen", "fpt_random")  # inits that freeze attention and feed-forward while finetuning
+LANGUAGE_PRETRAINED = ("fpt_frozen", "pretrained_full")  # inits that load language-pretrained weights
+
+
+class ExcludeRule(Frozen):
+    """Cells to leave out of the grid product: every given field must match (like a CI matrix's exclude)."""
+
+    task: list[str] = []
+    arch: list[str] = []
+    init: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _listify(cls, raw):
+        if isinstance(raw, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in raw.items()}
+        return raw
+
+    def matches(self, task: str, arch: str, init: str) -> bool:
+        return all(not values or value in values
+                   for values, value in ((self.task, task), (self.arch, arch), (self.init, init)))
 
 
 class GridCfg(Frozen):
+    """The product tasks x archs x inits x seeds x fractions, minus `exclude`. `fractions` finetunes
+    on nested subsets of the labelled training rows (pretraining always sees all of them)."""
+
     tasks: list[str] = Field(min_length=1)
     archs: list[str] = Field(min_length=1)
-    inits: list[Literal["scratch", "masked_spt"]] = Field(min_length=1)
+    inits: list[str] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
+    fractions: list[float] = [1.0]
+    exclude: list[ExcludeRule] = []
+
+    @field_validator("fractions", mode="before")
+    @classmethod
+    def _decimals(cls, raw):
+        # paths carry the fraction as written; DVC renders 1 as "1" but Python as "1.0"
+        for f in raw if isinstance(raw, list) else []:
+            if not isinstance(f, float) or not 0 < f <= 1:
+                raise ValueError(f"{f!r} must be a decimal in (0, 1], written with a point (1.0, not 1)")
+        return raw
 
 
 class TrackingCfg(Frozen):
@@ -206,26 +276,39 @@ class TrackingCfg(Frozen):
 class Params(Frozen):
     tasks: dict[str, TaskCfg]
     archs: dict[str, ArchCfg]
-    pretrain: PretrainCfg
+    inits: dict[str, InitCfg] = {kind: InitCfg(kind=kind) for kind in INIT_KINDS}
+    pretrain: OptimCfg
     finetune: OptimCfg
     grid: GridCfg
     tracking: TrackingCfg = TrackingCfg()
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True  # bf16 autocast for training on CUDA (CPU always runs fp32)
+    compile: bool = False  # torch.compile the model for training
 
     @model_validator(mode="after")
     def _references(self) -> "Params":
         for key, names, known in (
             ("grid.tasks", self.grid.tasks, self.tasks),
             ("grid.archs", self.grid.archs, self.archs),
+            ("grid.inits", self.grid.inits, self.inits),
         ):
             for name in names:
                 if name not in known:
                     raise ValueError(f"{key}: '{name}' is not defined (known: {sorted(known)})")
         for phase in ("pretrain", "finetune"):
-            lrs = getattr(self, phase).lr
+            cfg = getattr(self, phase)
             for arch in self.grid.archs:
-                if arch not in lrs:
+                if arch not in cfg.lr:
                     raise ValueError(f"{phase}.lr: no learning rate for arch '{arch}'")
+            for arch in cfg.steps_by_arch:
+                if arch not in self.archs:
+                    raise ValueError(f"{phase}.steps_by_arch: '{arch}' is not defined (known: {sorted(self.archs)})")
+        for i, rule in enumerate(self.grid.exclude):
+            for key, names, known in (("task", rule.task, self.tasks), ("arch", rule.arch, self.archs),
+                                      ("init", rule.init, self.inits)):
+                for name in names:
+                    if name not in known:
+                        raise ValueError(f"grid.exclude.{i}.{key}: '{name}' is not defined (known: {sorted(known)})")
         return self
 
 

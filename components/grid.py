@@ -1,10 +1,13 @@
-"""The experiment grid: one cell per (task, architecture, initialization, seed)."""
+"""The experiment grid: one cell per (task, architecture, initialization, seed, label fraction),
+and the rules that skip a cell (a grid `exclude`, or an initialization that does not apply to
+the architecture). Skipped cells stay in the grid so the report can say why they did not run."""
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Optional
 
-from components.config import Params
+from components.config import LANGUAGE_PRETRAINED, FROZEN, ArchCfg, InitCfg, Params
 
 
 @dataclass(frozen=True, order=True)
@@ -13,15 +16,45 @@ class Cell:
     arch: str
     init: str
     seed: int
+    fraction: float = 1.0  # share of the labelled training rows used for finetuning
 
     @property
     def name(self) -> str:
-        return f"{self.task}-{self.arch}-{self.init}-s{self.seed}"
+        suffix = "" if self.fraction == 1.0 else f"-f{self.fraction}"
+        return f"{self.task}-{self.arch}-{self.init}-s{self.seed}{suffix}"
 
     def tags(self) -> dict[str, str]:
-        return {"task": self.task, "arch": self.arch, "init": self.init, "seed": str(self.seed)}
+        return {"task": self.task, "arch": self.arch, "init": self.init, "seed": str(self.seed),
+                "fraction": str(self.fraction)}
 
 
 def cells(params: Params) -> list[Cell]:
     g = params.grid
-    return [Cell(*c) for c in itertools.product(g.tasks, g.archs, g.inits, g.seeds)]
+    return [Cell(*c) for c in itertools.product(g.tasks, g.archs, g.inits, g.seeds, g.fractions)]
+
+
+def is_causal(arch: ArchCfg) -> bool:
+    """Whether position t sees only positions <= t (such models self-pretrain with next-token prediction)."""
+    if arch.kind in ("transformer", "las", "las_chunk"):
+        return arch.causal
+    if arch.kind == "fpt":
+        return arch.backbone == "gpt2"
+    return not arch.bidirectional  # s4d, dlr, lstm
+
+
+def init_skip_reason(arch: ArchCfg, init: InitCfg) -> Optional[str]:
+    """Why `init` cannot start `arch`, or None when it can."""
+    if (init.kind in LANGUAGE_PRETRAINED or init.kind in FROZEN) and arch.kind != "fpt":
+        return f"{init.kind} needs a language-pretrained backbone (an arch of kind fpt), not {arch.kind}"
+    if init.kind == "causal_spt" and not is_causal(arch):
+        return "causal_spt needs a causal model; this one is bidirectional (use masked_spt)"
+    if init.kind == "masked_spt" and is_causal(arch):
+        return "masked_spt is for bidirectional models; this one is causal (use causal_spt)"
+    return None
+
+
+def skip_reason(params: Params, cell: Cell) -> Optional[str]:
+    for i, rule in enumerate(params.grid.exclude):
+        if rule.matches(cell.task, cell.arch, cell.init):
+            return f"excluded by grid.exclude.{i}"
+    return init_skip_reason(params.archs[cell.arch], params.inits[cell.init])

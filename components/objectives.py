@@ -1,4 +1,5 @@
-"""Training objectives: masked-token denoising (self-pretraining) and classification.
+"""Training objectives: masked-token denoising and next-token prediction (self-pretraining), and
+classification.
 
 Legend: B batch, L length, V vocabulary, K classes.
 """
@@ -21,8 +22,16 @@ def mask_tokens(tokens: torch.Tensor, mask: torch.Tensor, ratio: float, mask_id:
     return inputs, targets
 
 
+def next_token_targets(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Causal self-pretraining targets: position t predicts token t+1 (the last real position and
+    padding predict nothing). tokens, mask: (B, L) -> targets (B, L)."""
+    nxt = F.pad(tokens[:, 1:], (0, 1), value=IGNORE)  # (B, L)
+    real = F.pad(mask[:, 1:], (0, 1), value=False)  # (B, L): is position t+1 a real token
+    return nxt.masked_fill(~real, IGNORE)
+
+
 def masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """Cross-entropy over masked positions only. logits: (B, L, V), targets: (B, L) ->
+    """Cross-entropy over target positions only (masked tokens, or next tokens). logits: (B, L, V), targets: (B, L) ->
     (mean loss, n correct, n masked). A batch with no masked position has loss 0."""
     flat_logits, flat_targets = logits.flatten(0, 1), targets.flatten()  # (B*L, V), (B*L,)
     counted = flat_targets != IGNORE  # (B*L,)

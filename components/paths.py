@@ -4,6 +4,10 @@ which is the working directory of every stage (DVC runs stages there; so do the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from components.grid import Cell
 
 SPLITS = ("train", "val", "test")
 
@@ -20,17 +24,24 @@ def meta_path(task: str) -> Path:
     return data_dir(task) / "meta.json"
 
 
-def init_dir(task: str, arch: str, init: str, seed: int) -> Path:
-    """Starting weights of a cell: random (scratch) or the best self-pretraining checkpoint."""
-    return Path("artifacts") / "init" / task / arch / init / f"seed{seed}"
+def init_dir(cell: Cell) -> Path:
+    """Starting weights of a cell: random, language-pretrained, or the best self-pretraining
+    checkpoint. Pretraining always sees all training rows, so the label fraction is not part of it."""
+    return Path("artifacts") / "init" / cell.task / cell.arch / cell.init / f"seed{cell.seed}"
 
 
-def finetune_dir(task: str, arch: str, init: str, seed: int) -> Path:
-    return Path("artifacts") / "finetune" / task / arch / init / f"seed{seed}"
+def finetune_dir(cell: Cell) -> Path:
+    return Path("artifacts") / "finetune" / cell.task / cell.arch / cell.init / f"seed{cell.seed}" / f"frac{cell.fraction}"
 
 
-def metrics_path(task: str, arch: str, init: str, seed: int) -> Path:
-    return Path("metrics") / task / arch / init / f"seed{seed}.json"
+def metrics_path(cell: Cell) -> Path:
+    return Path("metrics") / cell.task / cell.arch / cell.init / f"seed{cell.seed}" / f"frac{cell.fraction}.json"
+
+
+def resume_dir(phase: str, cell: Cell) -> Path:
+    """Periodic training state of an unfinished phase (outside DVC outputs, which DVC deletes
+    before it runs a stage); removed when the phase completes."""
+    return Path("artifacts") / "resume" / phase / cell.name
 
 
 def report_dir() -> Path:

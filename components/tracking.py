@@ -69,18 +69,26 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
 
 
 @contextmanager
-def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
-    """A new run; it ends FINISHED, or FAILED (and the error propagates) if the body raises."""
+def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[Tracker]:
+    """A new run, or the existing `run_id` reopened (a resumed training); it ends FINISHED, or
+    FAILED (and the error propagates) if the body raises. An error with a `step` attribute (a
+    diverged loss) also records `failed_at_step`."""
     client = _client()
-    run = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags)
-    tracker = Tracker(client, run.info.run_id)
+    if run_id is None:
+        run_id = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+    tracker = Tracker(client, run_id)
     try:
         yield tracker
     except BaseException as err:
-        tracker.set_tags({"error": f"{type(err).__name__}: {err}"[:5000]})
-        client.set_terminated(run.info.run_id, "FAILED")
+        failure = {"error": f"{type(err).__name__}: {err}"[:5000]}
+        if getattr(err, "step", None) is not None:
+            failure["failed_at_step"] = str(err.step)
+        tracker.set_tags(failure)
+        client.set_terminated(run_id, "FAILED")
         raise
-    client.set_terminated(run.info.run_id, "FINISHED")
+    client.set_terminated(run_id, "FINISHED")
 
 
 def resume_run(run_id: str) -> Tracker:

@@ -9,7 +9,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from components.config import Params, load_params
-from components.grid import cells
+from components.grid import Cell, cells
 from components.stages import evaluate, finetune, materialize, pretrain, report
 
 materialize_task = task(materialize.run, name="materialize", cache_policy=NO_CACHE)
@@ -22,10 +22,14 @@ report_task = task(report.run, name="report", cache_policy=NO_CACHE)
 def run_grid(params: Params) -> list:
     for t in params.grid.tasks:
         materialize_task(params, t)
+    pretrained = set()
     for c in cells(params):
-        pretrain_task(params, c.task, c.arch, c.init, c.seed)
-        finetune_task(params, c.task, c.arch, c.init, c.seed)
-        evaluate_task(params, c.task, c.arch, c.init, c.seed)
+        start = Cell(c.task, c.arch, c.init, c.seed)  # pretraining is shared by every label fraction
+        if start not in pretrained:
+            pretrain_task(params, start)
+            pretrained.add(start)
+        finetune_task(params, c)
+        evaluate_task(params, c)
     return report_task(params)
 
 

@@ -41,7 +41,8 @@ def shrink(raw: dict) -> dict:
     for arch in raw["archs"].values():
         kind = arch["kind"]
         if kind == "fpt":
-            continue  # a fixed pretrained network: nothing to shrink
+            arch["n_layers"] = 1  # the first block of the pretrained network
+            continue
         arch.update(d_model=16, n_layers=1)
         if kind in ("transformer", "las", "las_chunk"):
             arch["n_heads"] = 2
@@ -50,7 +51,8 @@ def shrink(raw: dict) -> dict:
         if "block_size" in arch or "chunk" in arch:
             arch.update({k: 8 for k in ("block_size", "chunk") if k in arch})
     for phase in ("pretrain", "finetune"):
-        raw[phase].update(steps=6, batch_size=8, warmup_steps=2, eval_every=3, log_every=2)
+        raw[phase].update(steps=6, steps_by_arch={}, batch_size=8, warmup_steps=2, eval_every=3, log_every=2,
+                          checkpoint_every=3)
     return raw
 
 

@@ -30,9 +30,11 @@ KINDS = {
     "s4d_rand": S4DCfg(d_model=16, n_layers=2, d_state=8, rand_init=True),
     "lstm": LSTMCfg(d_model=16, n_layers=2),
     "lstm_bi": LSTMCfg(d_model=16, n_layers=2, bidirectional=True),
-    "fpt": FPTCfg(),
-    "fpt_random": FPTCfg(weights="random"),
+    "fpt": FPTCfg(),  # language-pretrained weights (see PRETRAINED)
+    "fpt_random": FPTCfg(),
+    "fpt_2_layers": FPTCfg(n_layers=2),
 }
+PRETRAINED = {"fpt", "fpt_2_layers"}
 CAUSAL = [k for k, c in KINDS.items() if getattr(c, "causal", False) or k in ("s4d_inv_causal", "lstm")]
 
 
@@ -49,7 +51,7 @@ _cache = {}
 def backbone(kind, seed=0):
     key = (kind, seed)
     if key not in _cache:  # FPT loads a 22M-parameter model: build each once per session
-        _cache[key] = build_backbone(KINDS[kind], V, PAD, seed).eval()
+        _cache[key] = build_backbone(KINDS[kind], V, PAD, seed, pretrained=kind in PRETRAINED).eval()
     return _cache[key]
 
 
@@ -221,7 +223,7 @@ def test_random_init_draws_every_parameter_from_normal_0_1():
 
 
 def test_fpt_trains_only_embedding_head_norms_positions():
-    model = new_head(Classifier, build_backbone(FPTCfg(), V, PAD, 0), 10, 1)
+    model = new_head(Classifier, build_backbone(FPTCfg(), V, PAD, 0, pretrained=True).freeze(), 10, 1)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert "backbone.embed.weight" in trainable and "head.weight" in trainable
     assert all(("LayerNorm" in n or "position_embeddings" in n or not n.startswith("backbone.lm"))
@@ -242,7 +244,7 @@ def test_fpt_trains_only_embedding_head_norms_positions():
 
 
 def test_fpt_groups_unfreeze_attention_and_feedforward():
-    both = build_backbone(FPTCfg(train=["norms", "positions", "attention", "feedforward"]), V, PAD, 0)
+    both = build_backbone(FPTCfg(train=["norms", "positions", "attention", "feedforward"]), V, PAD, 0).freeze()
     names = {n for n, p in both.named_parameters() if p.requires_grad}
     assert any("attention.self.query" in n for n in names) and any("intermediate.dense" in n for n in names)
     assert any(n.endswith("layer.0.output.dense.weight") for n in names)
@@ -257,11 +259,26 @@ def test_fpt_random_weights_differ_from_pretrained_and_follow_the_seed():
     assert torch.equal(again.state_dict()[w], rnd.state_dict()[w])
 
 
+def test_fpt_unfrozen_trains_every_used_weight_and_n_layers_keeps_the_first_blocks():
+    full = build_backbone(FPTCfg(), V, PAD, 0, pretrained=True)
+    frozen_names = {n for n, p in full.named_parameters() if not p.requires_grad}
+    assert frozen_names == {"lm.embeddings.word_embeddings.weight"}  # inputs arrive as embeddings
+    short = backbone("fpt_2_layers")
+    assert len(short.lm.encoder.layer) == 2
+    w = "lm.encoder.layer.1.attention.self.query.weight"
+    assert torch.equal(short.state_dict()[w], full.state_dict()[w])  # the pretrained blocks, not random ones
+
+
+def test_pretrained_weights_only_for_language_models():
+    with pytest.raises(ValueError, match="no language-pretrained weights"):
+        build_backbone(KINDS["transformer"], V, PAD, 0, pretrained=True)
+
+
 def test_gpt2_loads_from_a_local_directory(tmp_path):
     from transformers import GPT2Config, GPT2Model
 
     GPT2Model(GPT2Config(n_layer=1, n_embd=16, n_head=2, n_positions=64, vocab_size=50)).save_pretrained(tmp_path)
-    net = build_backbone(FPTCfg(backbone="gpt2", path=str(tmp_path)), V, PAD, 0)
+    net = build_backbone(FPTCfg(backbone="gpt2", path=str(tmp_path)), V, PAD, 0, pretrained=True).freeze()
     tokens, mask = batch([5, 9], 9)
     assert net(tokens, mask).shape == (2, 9, 16)
     trainable = {n for n, p in net.named_parameters() if p.requires_grad}

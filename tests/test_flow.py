@@ -19,12 +19,13 @@ def prefect_harness():
 def test_grid_flow_end_to_end(workdir, raw_params, prefect_harness):
     from flows.grid import grid_flow
 
-    raw_params["grid"]["archs"] = ["s4d"]
+    raw_params["grid"].update(archs=["s4d"], inits=["scratch", "masked_spt", "causal_spt"])
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
     state = grid_flow("params.yaml", return_state=True)
     assert state.is_completed()
-    grid = pd.read_csv(paths.report_dir() / "grid.csv")
-    assert sorted(grid["init"]) == ["masked_spt", "scratch"]
+    grid = pd.read_csv(paths.report_dir() / "grid.csv").set_index("init")
+    assert sorted(grid.index) == ["causal_spt", "masked_spt", "scratch"]
+    assert grid.loc["causal_spt", "status"] == "skipped 1/1" and grid.loc["scratch", "status"] == "ok"
     client = MlflowClient(tracking.tracking_uri())
     exp = client.get_experiment_by_name(raw_params["tracking"]["experiment"])
     runs = client.search_runs([exp.experiment_id], "tags.stage = 'finetune'")

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from components.objectives import IGNORE, mask_tokens, masked_lm_loss
+from components.objectives import IGNORE, mask_tokens, masked_lm_loss, next_token_targets
 
 MASK_ID = 1
 
@@ -41,3 +41,10 @@ def test_same_generator_seed_same_mask():
     a = mask_tokens(tokens, mask, 0.15, MASK_ID, torch.Generator().manual_seed(7))
     b = mask_tokens(tokens, mask, 0.15, MASK_ID, torch.Generator().manual_seed(7))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_next_token_targets_shift_left_and_ignore_the_last_real_position_and_padding():
+    tokens = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])
+    mask = tokens != 0
+    assert next_token_targets(tokens, mask).tolist() == [[6, 7, IGNORE, IGNORE, IGNORE],
+                                                        [9, 10, 11, 12, IGNORE]]

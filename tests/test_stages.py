@@ -10,7 +10,9 @@ from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
 from components.config import parse_params
-from components.grid import cells
+from components.config import PRETRAINING
+from components.grid import Cell, cells, skip_reason
+from components.training import checkpoint
 from components.stages import evaluate, finetune, materialize, pretrain, report
 
 
@@ -19,7 +21,7 @@ def run_all(params):
         materialize.run(params, t)
     for c in cells(params):
         for stage in (pretrain, finetune, evaluate):
-            stage.run(params, c.task, c.arch, c.init, c.seed)
+            stage.run(params, c)
     return report.run(params)
 
 
@@ -44,40 +46,53 @@ def test_pipeline_writes_report_tracks_runs_and_keeps_test_out_of_training(workd
     assert ("components.stages.pretrain", "train") in reads and ("components.stages.finetune", "val") in reads
 
     grid = pd.read_csv(paths.report_dir() / "grid.csv")
-    assert {"task", "arch", "init", "n_seeds", "acc_mean", "acc_std"} <= set(grid.columns)
+    runnable = [c for c in cells(tiny_params) if skip_reason(tiny_params, c) is None]
+    assert {"task", "arch", "init", "status", "n_seeds", "acc_mean", "acc_std", "note"} <= set(grid.columns)
     assert len(grid) == len(tiny_params.grid.archs) * len(tiny_params.grid.inits)
-    assert grid["acc_mean"].between(0, 100).all()
-    assert "| transformer | masked_spt |" in (paths.report_dir() / "grid.md").read_text()
+    done = grid[grid["status"] == "ok"]
+    assert len(done) == len(runnable) and done["acc_mean"].between(0, 100).all()
+    assert set(zip(done["arch"], done["init"])) == {(c.arch, c.init) for c in runnable}
+    skipped = grid.set_index(["arch", "init"]).loc[("fpt", "scratch")]
+    assert skipped["status"] == "skipped 1/1" and "grid.exclude" in skipped["note"]
+    md = (paths.report_dir() / "grid.md").read_text()
+    assert "| transformer | masked_spt |" in md and "causal_spt needs a causal model" in md
 
     client = MlflowClient(tracking.tracking_uri())
     exp = client.get_experiment_by_name(tiny_params.tracking.experiment)
     runs = client.search_runs([exp.experiment_id])
     finetunes = [r for r in runs if r.data.tags.get("stage") == "finetune"]
     pretrains = {r.info.run_id: r for r in runs if r.data.tags.get("stage") == "pretrain"}
-    assert len(finetunes) == len(cells(tiny_params))
-    assert len(pretrains) == len(tiny_params.grid.archs)  # one per arch for masked_spt, seed 0
+    assert len(finetunes) == len(runnable)
+    assert {r.data.tags["init"] for r in pretrains.values()} == {"masked_spt", "causal_spt"}
+    assert len(pretrains) == sum(params_init(tiny_params, c) in PRETRAINING for c in runnable)
     for r in finetunes:
-        assert {"task", "arch", "init", "seed"} <= set(r.data.tags)
+        assert {"task", "arch", "init", "seed", "fraction", "init_sha256", "data_sha256"} <= set(r.data.tags)
         assert 0.0 <= r.data.metrics["test_accuracy"] <= 1.0
         assert r.info.status == "FINISHED"
         history = client.get_metric_history(r.info.run_id, "train_loss")
         assert [m.step for m in history] == [2, 4, 6]
-        if r.data.tags["init"] == "masked_spt":
+        if r.data.tags["init"] in PRETRAINING:
             assert r.data.tags["pretrain_run_id"] in pretrains  # lineage to the pretraining run
-        metrics = json.loads(paths.metrics_path(r.data.tags["task"], r.data.tags["arch"], r.data.tags["init"],
-                                                int(r.data.tags["seed"])).read_text())
+        cell = Cell(r.data.tags["task"], r.data.tags["arch"], r.data.tags["init"], int(r.data.tags["seed"]))
+        metrics = json.loads(paths.metrics_path(cell).read_text())
         assert metrics["run_id"] == r.info.run_id
         assert metrics["test_accuracy"] == r.data.metrics["test_accuracy"]
+        _, lineage = checkpoint.load(paths.finetune_dir(cell) / "model.pt")  # lineage inside the checkpoint too
+        assert lineage["init_sha256"] == r.data.tags["init_sha256"]
+        assert (lineage["pretrain_run_id"] or "") == r.data.tags["pretrain_run_id"]
+    assert not paths.resume_dir("finetune", runnable[0]).exists()  # resume state is removed when done
+
+
+def params_init(params, cell):
+    return params.inits[cell.init].kind
 
 
 def test_scratch_and_spt_share_initial_weights_and_spt_changes_them(workdir, tiny_params):
     materialize.run(tiny_params, "listops")
-    from components.training import checkpoint
-
     for init in ("scratch", "masked_spt"):
-        pretrain.run(tiny_params, "listops", "s4d", init, 0)
-    scratch, _ = checkpoint.load(paths.init_dir("listops", "s4d", "scratch", 0) / "backbone.pt")
-    spt, info = checkpoint.load(paths.init_dir("listops", "s4d", "masked_spt", 0) / "backbone.pt")
+        pretrain.run(tiny_params, Cell("listops", "s4d", init, 0))
+    scratch, _ = checkpoint.load(paths.init_dir(Cell("listops", "s4d", "scratch", 0)) / "backbone.pt")
+    spt, info = checkpoint.load(paths.init_dir(Cell("listops", "s4d", "masked_spt", 0)) / "backbone.pt")
     assert scratch.keys() == spt.keys()
     assert info["pretrain_steps"] == tiny_params.pretrain.steps and info["pretrain_run_id"]
     assert not all((scratch[k] == spt[k]).all() for k in scratch)
@@ -87,9 +102,10 @@ def test_same_params_same_metrics(workdir, tiny_params):
     materialize.run(tiny_params, "listops")
     results = []
     for _ in range(2):
-        pretrain.run(tiny_params, "listops", "transformer", "masked_spt", 1)
-        finetune.run(tiny_params, "listops", "transformer", "masked_spt", 1)
-        out = evaluate.run(tiny_params, "listops", "transformer", "masked_spt", 1)
+        cell = Cell("listops", "transformer", "masked_spt", 1)
+        pretrain.run(tiny_params, cell)
+        finetune.run(tiny_params, cell)
+        out = evaluate.run(tiny_params, cell)
         m = json.loads(out.read_text())
         results.append((m["test_accuracy"], m["test_loss"], m["val_accuracy"], m["best_step"]))
     assert results[0] == results[1]
@@ -97,13 +113,10 @@ def test_same_params_same_metrics(workdir, tiny_params):
 
 @pytest.mark.slow
 def test_every_architecture_in_params_trains_and_gets_its_own_row(workdir, raw_params):
-    raw_params["grid"].update(archs=list(raw_params["archs"]), inits=["scratch", "masked_spt"])
+    raw_params["grid"].update(archs=list(raw_params["archs"]), inits=["scratch"], exclude=[])
     params = parse_params(raw_params)
     run_all(params)
     grid = pd.read_csv(paths.report_dir() / "grid.csv")
-    assert sorted(set(grid["arch"])) == sorted(raw_params["archs"])
-    assert len(grid) == 2 * len(raw_params["archs"])
-    for row in grid.itertuples():
-        frozen = raw_params["archs"][row.arch]["kind"] == "fpt"
-        assert (row.params_trainable < row.params_total) == frozen, row.arch
-        assert 0 <= row.acc_mean <= 100
+    assert sorted(grid["arch"]) == sorted(raw_params["archs"])
+    assert (grid["status"] == "ok").all()
+    assert (grid["params_trainable"] <= grid["params_total"]).all() and grid["acc_mean"].between(0, 100).all()

@@ -23,26 +23,29 @@ MIXERS = {"transformer": _attention, "las": LaSAttention, "las_chunk": LaSChunkA
           "s4d": S4D, "dlr": S4D, "lstm": LSTMMixer}
 
 
-def _stacked(cfg: ArchCfg, vocab_size: int, pad_id: int) -> Backbone:
+def _stacked(cfg: ArchCfg, vocab_size: int, pad_id: int, pretrained: bool) -> Backbone:
     return Backbone(vocab_size, cfg.d_model, cfg.n_layers, partial(MIXERS[cfg.kind], cfg), cfg.ff_mult,
                     cfg.positions, pad_id)
 
 
-def _frozen_lm(cfg: ArchCfg, vocab_size: int, pad_id: int) -> nn.Module:
-    from components.models.fpt import FrozenLMBackbone  # lazy: needs Hugging Face transformers
+def _language_model(cfg: ArchCfg, vocab_size: int, pad_id: int, pretrained: bool) -> nn.Module:
+    from components.models.fpt import LMBackbone  # lazy: needs Hugging Face transformers
 
-    return FrozenLMBackbone(cfg, vocab_size, pad_id)
-
-
-BUILDERS = {**{kind: _stacked for kind in MIXERS}, "fpt": _frozen_lm}
+    return LMBackbone(cfg, vocab_size, pad_id, pretrained)
 
 
-def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int) -> nn.Module:
+BUILDERS = {**{kind: _stacked for kind in MIXERS}, "fpt": _language_model}
+
+
+def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int, pretrained: bool = False) -> nn.Module:
     """The backbone (tokens, mask) -> (B, L, D) with its initial weights drawn from `seed`
-    (inside a forked RNG, so the caller's global RNG state is left as it was)."""
+    (inside a forked RNG, so the caller's global RNG state is left as it was). `pretrained`
+    loads a language model's weights (kind fpt only; the others have none)."""
+    if pretrained and cfg.kind != "fpt":
+        raise ValueError(f"arch kind {cfg.kind} has no language-pretrained weights")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        backbone = BUILDERS[cfg.kind](cfg, vocab_size, pad_id)
+        backbone = BUILDERS[cfg.kind](cfg, vocab_size, pad_id, pretrained)
         if getattr(cfg, "rand_init", False):  # Amos et al.: reset every parameter to N(0, 0.1)
             with torch.no_grad():
                 for p in backbone.parameters():

@@ -97,7 +97,8 @@ class Classifier(nn.Module):
 
 
 class MaskedLM(nn.Module):
-    """Backbone + per-position linear head over the vocabulary, for masked denoising."""
+    """Backbone + per-position linear head over the vocabulary, for self-pretraining (masked
+    denoising, or next-token prediction with a causal backbone)."""
 
     def __init__(self, backbone: Backbone, vocab_size: int):
         super().__init__()

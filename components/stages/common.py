@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
+import math
 import os
+import shutil
+from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from components import paths
-from components.data.batching import TokenSplit
 from components.atomic import read_json
+from components.config import OptimCfg, Params
+from components.data.batching import TokenSplit, train_stream
 from components.data.parquet import read_split
+from components.grid import Cell
+from components.training.loop import BatchesFrom
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -38,6 +47,60 @@ def load_meta(task: str) -> dict:
 
 def load_split(task: str, split: str) -> TokenSplit:
     return TokenSplit(*read_split(paths.split_path(task, split)))
+
+
+def phase_steps(cfg: OptimCfg, arch: str, n_rows: int) -> int:
+    """A phase's step budget: `steps_by_arch`, else `steps`, else `epochs` over `n_rows` rows."""
+    if arch in cfg.steps_by_arch:
+        return cfg.steps_by_arch[arch]
+    return cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * n_rows / cfg.batch_size)
+
+
+def budgets(params: Params, cell: Cell, n_train: int) -> tuple[int, int]:
+    """(pretraining steps, finetuning steps) of a cell. Compute-tied inits (`pretrain_share`)
+    split the finetuning budget a scratch cell gets; otherwise each phase has its own."""
+    init = params.inits[cell.init]
+    finetune = phase_steps(params.finetune, cell.arch, max(1, round(n_train * cell.fraction)))
+    if init.kind not in ("masked_spt", "causal_spt"):
+        return 0, finetune
+    if init.pretrain_share is None:
+        return phase_steps(params.pretrain, cell.arch, n_train), finetune
+    pretrain = max(1, round(init.pretrain_share * finetune))
+    return pretrain, max(1, finetune - pretrain)
+
+
+def label_rows(n: int, fraction: float, seed: int) -> np.ndarray:
+    """The finetuning rows for a label fraction: a prefix of one fixed permutation, so the subsets
+    of growing fractions are nested (as in the SPT paper's data-scale study)."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: max(1, round(fraction * n))])
+
+
+def batches_from(split: TokenSplit, batch_size: int, seed: int, pad_id: int, device: torch.device) -> BatchesFrom:
+    """Training batches from a given step on: the seeded epoch stream, skipped ahead by index only."""
+
+    def start_at(step: int):
+        for rows in itertools.islice(train_stream(split.lengths, batch_size, seed), step, None):
+            yield tuple(t.to(device) for t in split.batch(rows, pad_id))
+
+    return start_at
+
+
+def resume_file(phase: str, cell: Cell, key: dict) -> Path:
+    """Where a phase keeps its resume checkpoint. The name hashes everything that shapes the run
+    (resolved settings, data fingerprint, seed), so a changed config never resumes a stale state;
+    checkpoints of other configs of the same cell are removed."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = paths.resume_dir(phase, cell)
+    if folder.exists():
+        for old in folder.iterdir():
+            if old.name != f"{digest}.pt":
+                old.unlink()
+    return folder / f"{digest}.pt"
+
+
+def clear_resume(path: Path) -> None:
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def progress(label: str, log: Callable[[dict[str, float], int], None]) -> Callable[[dict[str, float], int], None]:

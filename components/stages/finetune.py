@@ -1,40 +1,49 @@
 """Finetune one cell: load its initial backbone (artifacts/init/...), put a fresh classification
-head on top, train all weights on the training split with validation-based model selection,
-and write artifacts/finetune/<task>/<arch>/<init>/seed<seed>/{model.pt,info.json}.
+head on top, train on the cell's labelled training rows with validation-based model selection,
+and write artifacts/finetune/<task>/<arch>/<init>/seed<seed>/frac<fraction>/{model.pt,info.json}.
 
-The cell's MLflow run (tags task, arch, init, seed, stage=finetune) is created here; the
-evaluate stage later adds the test metric to the same run. The test split is never read here.
+Every weight trains, except for the frozen inits (`fpt_frozen`, `fpt_random`), where attention
+and feed-forward of the language model stay fixed. The cell's MLflow run (tags task, arch, init,
+seed, fraction, stage=finetune, and the lineage: pretraining run id and the initial checkpoint's
+hash) is created here; the evaluate stage adds the test metric to it. The test split is never
+read here. Resumable like pretraining; a diverged run is recorded as such, not raised.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from components import paths
-from components.config import Params
-from components.data.batching import train_stream
-from components.atomic import file_sha256, read_json, write_json
+from components.atomic import atomic_dir, file_sha256, read_json, write_json
+from components.config import FROZEN, Params
 from components.evaluation import evaluate_classifier
 from components.grid import Cell
 from components.models import Classifier, build_backbone, count_parameters, new_head
 from components.objectives import classification_loss
-from components.stages.common import derive_seed, load_meta, load_split, progress, resolve_device
+from components.stages import skip
+from components.stages.common import (batches_from, budgets, clear_resume, derive_seed, label_rows, load_meta,
+                                      load_split, progress, resolve_device, resume_file)
 from components.training import checkpoint
-from components.training.loop import train
+from components.training.loop import Diverged, read_meta, train
 
 
-def run(params: Params, task: str, arch: str, init: str, seed: int) -> Path:
-    cell, cfg, device = Cell(task, arch, init, seed), params.finetune, resolve_device(params.device)
-    meta = load_meta(task)
-    init_dir = paths.init_dir(task, arch, init, seed)
+def run(params: Params, cell: Cell) -> Path:
+    if (blocked := skip.upstream(params, "finetune", cell)) is not None:
+        return skip.write("finetune", cell, *blocked)
+    cfg, device, init = params.finetune, resolve_device(params.device), params.inits[cell.init]
+    meta, init_dir = load_meta(cell.task), paths.init_dir(cell)
     state, init_info = checkpoint.load(init_dir / "backbone.pt")
-    backbone = build_backbone(params.archs[arch], len(meta["vocab"]), meta["pad_id"], derive_seed(seed, "init"))
+    backbone = build_backbone(params.archs[cell.arch], len(meta["vocab"]), meta["pad_id"],
+                              derive_seed(cell.seed, "init"))
     backbone.load_state_dict(state)
-    model = new_head(Classifier, backbone, meta["n_classes"], derive_seed(seed, "finetune-head")).to(device)
+    if init.kind in FROZEN:
+        backbone.freeze()
+    model = new_head(Classifier, backbone, meta["n_classes"], derive_seed(cell.seed, "finetune-head")).to(device)
 
-    train_split, val_split = load_split(task, "train"), load_split(task, "val")
-    pad = meta["pad_id"]
-    stream = train_stream(train_split.lengths, cfg.batch_size, derive_seed(seed, "finetune-order"))
-    batches = (tuple(t.to(device) for t in train_split.batch(rows, pad)) for rows in stream)
+    full, val_split, pad = load_split(cell.task, "train"), load_split(cell.task, "val"), meta["pad_id"]
+    train_split = full if cell.fraction == 1.0 else full.subset(
+        label_rows(len(full), cell.fraction, derive_seed(params.tasks[cell.task].seed, "label-subset")))
+    _, steps = budgets(params, cell, len(full))
+    batches = batches_from(train_split, cfg.batch_size, derive_seed(cell.seed, "finetune-order"), pad, device)
 
     def loss_fn(m, batch):
         tokens, mask, labels = batch
@@ -46,27 +55,45 @@ def run(params: Params, task: str, arch: str, init: str, seed: int) -> Path:
     from components import tracking  # MLflow enters only at the stage boundary
 
     init_sha = file_sha256(init_dir / "backbone.pt")
+    resume = resume_file("finetune", cell, {
+        "arch": params.archs[cell.arch].model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
+        "init_sha256": init_sha, "data": meta["sha256"]["train"], "steps": steps, "seed": cell.seed,
+        "fraction": cell.fraction, "device": device.type, "bf16": params.bf16, "compile": params.compile})
+    earlier = read_meta(resume)
     tags = {**cell.tags(), "stage": "finetune", "cell": cell.name, "device": str(device),
             "data_sha256": meta["sha256"]["train"], "init_sha256": init_sha,
             "pretrain_run_id": init_info.get("pretrain_run_id") or ""}
-    with tracking.start_run(params.tracking.experiment, cell.name, tags) as t:
-        counts = count_parameters(model)
-        t.log_params({"arch": params.archs[arch].model_dump(), "finetune": cfg.model_dump(),
-                      "lr": cfg.lr[arch], "pretrain_steps": init_info["pretrain_steps"], **counts})
-        result = train(model, batches, loss_fn, evaluate, cfg, cfg.lr[arch], progress(cell.name, t.log_metrics))
-        t.log_metrics({"best_val_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
-                       "finetune_seconds": result.seconds})
-    out = paths.finetune_dir(task, arch, init, seed)
-    info = {**cell.tags(), "seed": seed, "run_id": t.run_id, "device": str(device),
-            "init_sha256": init_sha, "pretrain_run_id": init_info.get("pretrain_run_id"),
+    counts = count_parameters(model)
+    try:
+        with tracking.start_run(params.tracking.experiment, cell.name, tags, run_id=earlier and earlier["run_id"]) as t:
+            if earlier is None:
+                t.log_params({"arch": params.archs[cell.arch].model_dump(), "finetune": cfg.model_dump(),
+                              "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
+                              "train_rows": len(train_split), "pretrain_steps": init_info["pretrain_steps"], **counts})
+            result = train(model, batches, loss_fn, evaluate, cfg, steps, cfg.lr[cell.arch],
+                           progress(cell.name, t.log_metrics), checkpoint=resume, meta={"run_id": t.run_id},
+                           bf16=params.bf16, compile=params.compile, desc=cell.name)
+            t.log_metrics({"best_val_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
+                           "finetune_seconds": result.seconds})
+    except Diverged as err:
+        clear_resume(resume)
+        return skip.write("finetune", cell, "diverged", f"finetuning diverged: {err}",
+                          {"run_id": t.run_id, "diverged_at_step": err.step})
+    info = {**cell.tags(), "seed": cell.seed, "fraction": cell.fraction, "status": skip.OK, "run_id": t.run_id,
+            "device": str(device), "init_sha256": init_sha, "pretrain_run_id": init_info.get("pretrain_run_id"),
             "pretrain_steps": init_info["pretrain_steps"], "pretrain_tokens": init_info["pretrain_tokens"],
-            "finetune_steps": result.steps, "finetune_tokens": result.tokens,
-            "finetune_seconds": round(result.seconds, 2), "best_step": result.best_step,
+            "pretrain_seconds": init_info.get("pretrain_seconds", 0.0), "train_rows": len(train_split),
+            "finetune_budget": steps, "finetune_steps": result.steps, "stopped_early": result.stopped_early,
+            "finetune_tokens": result.tokens, "finetune_seconds": round(result.seconds, 2),
+            "finetune_resumed_from": result.resumed_from, "best_step": result.best_step,
             "val_accuracy": result.best_val["accuracy"], **counts}
-    checkpoint.save(out / "model.pt", result.best_state, info)
-    write_json(info, out / "info.json")
+    out = paths.finetune_dir(cell)
+    with atomic_dir(out) as tmp:
+        checkpoint.save(tmp / "model.pt", result.best_state, info)
+        write_json(info, tmp / "info.json")
+    clear_resume(resume)
     return out
 
 
-def load_info(task: str, arch: str, init: str, seed: int) -> dict:
-    return read_json(paths.finetune_dir(task, arch, init, seed) / "info.json")
+def load_info(cell: Cell) -> dict:
+    return read_json(paths.finetune_dir(cell) / "info.json")

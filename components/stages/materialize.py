@@ -3,8 +3,6 @@ plus meta.json (vocab, classes, generator params and seed, row counts, length st
 file checksums). The folder is built under a temp name and renamed into place at the end."""
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import numpy as np
 from components import paths
 from components.config import ConfigError, Params
 from components.data import listops
-from components.atomic import file_sha256, write_json
+from components.atomic import atomic_dir, file_sha256, write_json
 from components.data.parquet import write_split
 
 GENERATORS = {"listops": (listops.generate, listops.meta)}
@@ -25,9 +23,7 @@ def run(params: Params, task: str) -> Path:
     generate, describe = GENERATORS[cfg.kind]
     splits = generate(cfg)
     out = paths.data_dir(task)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{task}.", suffix=".tmp"))
-    try:
+    with atomic_dir(out) as tmp:
         meta = describe(cfg)
         meta["rows"], meta["length"], meta["sha256"] = {}, {}, {}
         for split, df in splits.items():
@@ -39,10 +35,4 @@ def run(params: Params, task: str) -> Path:
                                      **{f"p{q}": float(np.percentile(lengths, q)) for q in (5, 50, 95)}}
             meta["sha256"][split] = file_sha256(tmp / f"{split}.parquet")
         write_json(meta, tmp / "meta.json")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

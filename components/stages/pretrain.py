@@ -1,10 +1,13 @@
 """Initialize a cell's backbone: artifacts/init/<task>/<arch>/<init>/seed<seed>/{backbone.pt,info.json}.
 
-- `scratch`: the seeded random initialization, untrained (so scratch and SPT cells of one seed
-  start from the very same weights before pretraining).
-- `masked_spt`: masked-token denoising on the task's own *training inputs* (labels unused), the
-  checkpoint with the best validation masked-token accuracy is kept. Tracked as an MLflow run
-  with tag stage=pretrain.
+- `scratch` / `fpt_random`: the seeded random initialization, untrained (so cells of one seed
+  start from the very same weights, whatever happens to them next).
+- `fpt_frozen` / `pretrained_full`: the language-pretrained weights.
+- `masked_spt` / `causal_spt`: self-pretraining on the task's own *training inputs* (labels
+  unused): masked-token denoising, or next-token prediction for causal models; the checkpoint
+  with the best validation token accuracy is kept. Tracked as an MLflow run with stage=pretrain.
+  Resumable: killed and re-run, it continues from its last periodic checkpoint.
+Skipped cells and diverged pretraining write an info.json that says so, and no weights.
 """
 from __future__ import annotations
 
@@ -13,62 +16,97 @@ from pathlib import Path
 import torch
 
 from components import paths
-from components.config import Params
-from components.data.batching import train_stream
-from components.atomic import write_json
-from components.evaluation import evaluate_masked_lm
+from components.atomic import atomic_dir, write_json
+from components.config import LANGUAGE_PRETRAINED, PRETRAINING, Params
+from components.evaluation import evaluate_causal_lm, evaluate_masked_lm
+from components.grid import Cell
 from components.models import MaskedLM, build_backbone, count_parameters, new_head
-from components.objectives import mask_tokens, masked_lm_loss
-from components.stages.common import derive_seed, load_meta, load_split, progress, resolve_device
+from components.objectives import mask_tokens, masked_lm_loss, next_token_targets
+from components.stages import skip
+from components.stages.common import (batches_from, budgets, clear_resume, derive_seed, load_meta, load_split,
+                                      progress, resolve_device, resume_file)
 from components.training import checkpoint
-from components.training.loop import train
+from components.training.loop import Diverged, read_meta, train
 
 
-def run(params: Params, task: str, arch: str, init: str, seed: int) -> Path:
-    meta = load_meta(task)
-    arch_cfg = params.archs[arch]
-    backbone = build_backbone(arch_cfg, len(meta["vocab"]), meta["pad_id"], derive_seed(seed, "init"))
-    out = paths.init_dir(task, arch, init, seed)
-    info = {"task": task, "arch": arch, "init": init, "seed": seed, "data_sha256": meta["sha256"]["train"],
-            "pretrain_run_id": None, "pretrain_steps": 0, "pretrain_tokens": 0}
-    if init == "masked_spt":
-        info.update(_masked_spt(params, meta, backbone, task, arch, seed))
-    elif init != "scratch":
-        raise ValueError(f"init '{init}' is not known to the pretrain stage")
-    info["backbone_sha256"] = checkpoint.save(out / "backbone.pt", backbone.state_dict(), info)
-    write_json(info, out / "info.json")
+def run(params: Params, cell: Cell) -> Path:
+    cell = Cell(cell.task, cell.arch, cell.init, cell.seed)  # pretraining sees every training row
+    if (blocked := skip.upstream(params, "pretrain", cell)) is not None:
+        return skip.write("pretrain", cell, *blocked)
+    meta, init = load_meta(cell.task), params.inits[cell.init]
+    backbone = build_backbone(params.archs[cell.arch], len(meta["vocab"]), meta["pad_id"],
+                              derive_seed(cell.seed, "init"), pretrained=init.kind in LANGUAGE_PRETRAINED)
+    info = {**cell.tags(), "seed": cell.seed, "init_kind": init.kind, "status": skip.OK,
+            "data_sha256": meta["sha256"]["train"], "pretrain_run_id": None, "pretrain_steps": 0,
+            "pretrain_tokens": 0, "pretrain_seconds": 0.0}
+    resume = None
+    if init.kind in PRETRAINING:
+        try:
+            result, run_id, resume = _self_pretrain(params, cell, meta, backbone)
+        except Diverged as err:
+            clear_resume(err.resume)
+            return skip.write("pretrain", cell, "diverged", f"pretraining diverged: {err}",
+                              {"pretrain_run_id": err.run_id, "diverged_at_step": err.step})
+        info.update({"pretrain_run_id": run_id, "pretrain_steps": result.steps, "pretrain_tokens": result.tokens,
+                     "pretrain_best_step": result.best_step, "pretrain_val_accuracy": result.best_val["accuracy"],
+                     "pretrain_seconds": round(result.seconds, 2), "pretrain_resumed_from": result.resumed_from})
+    out = paths.init_dir(cell)
+    with atomic_dir(out) as tmp:
+        info["backbone_sha256"] = checkpoint.save(tmp / "backbone.pt", backbone.state_dict(), info)
+        write_json(info, tmp / "info.json")
+    if resume is not None:
+        clear_resume(resume)
     return out
 
 
-def _masked_spt(params: Params, meta: dict, backbone, task: str, arch: str, seed: int) -> dict:
-    cfg, device = params.pretrain, resolve_device(params.device)
-    pad, mask_id = meta["pad_id"], meta["mask_id"]
-    train_split, val_split = load_split(task, "train"), load_split(task, "val")
-    model = new_head(MaskedLM, backbone, len(meta["vocab"]), derive_seed(seed, "pretrain-head")).to(device)
-    gen = torch.Generator().manual_seed(derive_seed(seed, "pretrain-mask"))
-    stream = train_stream(train_split.lengths, cfg.batch_size, derive_seed(seed, "pretrain-order"))
-    batches = (tuple(t.to(device) for t in train_split.batch(rows, pad)) for rows in stream)
+def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone) -> tuple:
+    cfg, device, init = params.pretrain, resolve_device(params.device), params.inits[cell.init]
+    causal = init.kind == "causal_spt"
+    ratio = init.mask_ratio or params.tasks[cell.task].mask_ratio
+    pad, mask_id, vocab = meta["pad_id"], meta["mask_id"], len(meta["vocab"])
+    train_split, val_split = load_split(cell.task, "train"), load_split(cell.task, "val")
+    steps, _ = budgets(params, cell, len(train_split))
+    model = new_head(MaskedLM, backbone, vocab, derive_seed(cell.seed, "pretrain-head")).to(device)
+    gen = torch.Generator().manual_seed(derive_seed(cell.seed, "pretrain-mask"))
+    batches = batches_from(train_split, cfg.batch_size, derive_seed(cell.seed, "pretrain-order"), pad, device)
 
     def loss_fn(m, batch):
         tokens, mask, _ = batch  # labels are never used in pretraining
-        inputs, targets = mask_tokens(tokens, mask, cfg.mask_ratio, mask_id, gen)
+        if causal:
+            return masked_lm_loss(m(tokens, mask), next_token_targets(tokens, mask))
+        inputs, targets = mask_tokens(tokens, mask, ratio, mask_id, gen)
         return masked_lm_loss(m(inputs, mask), targets)
 
     def evaluate(m):
-        return evaluate_masked_lm(m, val_split, cfg.eval_batch_size, pad, mask_id, cfg.mask_ratio,
-                                  derive_seed(seed, "pretrain-val-mask"), device)
+        if causal:
+            return evaluate_causal_lm(m, val_split, cfg.eval_batch_size, pad, device)
+        return evaluate_masked_lm(m, val_split, cfg.eval_batch_size, pad, mask_id, ratio,
+                                  derive_seed(cell.seed, "pretrain-val-mask"), device)
 
     from components import tracking  # MLflow enters only at the stage boundary
 
-    cell_tags = {"task": task, "arch": arch, "init": "masked_spt", "seed": str(seed), "stage": "pretrain"}
-    with tracking.start_run(params.tracking.experiment, f"pretrain-{task}-{arch}-s{seed}", cell_tags) as t:
-        t.log_params({"arch": params.archs[arch].model_dump(), "pretrain": cfg.model_dump(),
-                      "lr": cfg.lr[arch], **count_parameters(model)})
-        log = progress(f"pretrain-{task}-{arch}-s{seed}", t.log_metrics)
-        result = train(model, batches, loss_fn, evaluate, cfg, cfg.lr[arch], log)
-        model.load_state_dict(result.best_state)
-        t.log_metrics({"best_val_masked_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
-                       "pretrain_seconds": result.seconds})
-    return {"pretrain_run_id": t.run_id, "pretrain_steps": result.steps, "pretrain_tokens": result.tokens,
-            "pretrain_best_step": result.best_step, "pretrain_val_masked_accuracy": result.best_val["accuracy"],
-            "pretrain_seconds": round(result.seconds, 2)}
+    resume = resume_file("pretrain", cell, {
+        "arch": params.archs[cell.arch].model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
+        "task": params.tasks[cell.task].model_dump(), "data": meta["sha256"]["train"], "steps": steps,
+        "seed": cell.seed, "device": device.type, "bf16": params.bf16, "compile": params.compile})
+    earlier = read_meta(resume)
+    name = f"pretrain-{cell.task}-{cell.arch}-{cell.init}-s{cell.seed}"
+    tags = {**cell.tags(), "stage": "pretrain", "objective": "causal" if causal else "masked",
+            "data_sha256": meta["sha256"]["train"]}
+    try:
+        with tracking.start_run(params.tracking.experiment, name, tags,
+                                run_id=earlier and earlier["run_id"]) as t:
+            if earlier is None:
+                t.log_params({"arch": params.archs[cell.arch].model_dump(), "pretrain": cfg.model_dump(),
+                              "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
+                              "mask_ratio": None if causal else ratio, **count_parameters(model)})
+            result = train(model, batches, loss_fn, evaluate, cfg, steps, cfg.lr[cell.arch],
+                           progress(name, t.log_metrics), generators=[gen], checkpoint=resume,
+                           meta={"run_id": t.run_id}, bf16=params.bf16, compile=params.compile, desc=name)
+            model.load_state_dict(result.best_state)
+            t.log_metrics({"best_val_token_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
+                           "pretrain_seconds": result.seconds})
+    except Diverged as err:
+        err.run_id, err.resume = t.run_id, resume
+        raise
+    return result, t.run_id, resume

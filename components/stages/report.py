@@ -6,14 +6,14 @@ from pathlib import Path
 import pandas as pd
 
 from components import paths
-from components.config import Params
 from components.atomic import read_json, write_text
+from components.config import Params
 from components.grid import cells
 from components.report import aggregate, render_markdown
 
 
 def collect(params: Params) -> pd.DataFrame:
-    return pd.DataFrame([read_json(paths.metrics_path(c.task, c.arch, c.init, c.seed)) for c in cells(params)])
+    return pd.DataFrame([read_json(paths.metrics_path(c)) for c in cells(params)])
 
 
 def run(params: Params) -> list[Path]:

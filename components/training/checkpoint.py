@@ -12,8 +12,13 @@ from components.atomic import atomic_path
 
 def save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> str:
     """Write {'state': ..., 'meta': ...} to `path` via a temp file + rename; returns its sha256."""
+    return save_object(path, {"state": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta})
+
+
+def save_object(path: Path, obj: object) -> str:
+    """torch.save `obj` (tensors, numbers, strings, lists, dicts) atomically; returns the sha256."""
     buf = io.BytesIO()  # not the temp file directly: torch.save embeds the file name in the archive
-    torch.save({"state": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}, buf)
+    torch.save(obj, buf)
     data = buf.getvalue()
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

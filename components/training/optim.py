@@ -30,9 +30,11 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tup
     return torch.optim.AdamW(param_groups(model, lr, weight_decay), lr=lr, betas=betas)
 
 
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warmup over `warmup` steps, then cosine decay to 0 at `total`."""
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "cosine") -> float:
+    """Linear warmup over `warmup` steps, then cosine decay to 0 at `total`, or constant."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
