@@ -22,6 +22,24 @@ def mask_tokens(tokens: torch.Tensor, mask: torch.Tensor, ratio: float, mask_id:
     return inputs, targets
 
 
+def mask_values(x: torch.Tensor, mask: torch.Tensor, ratio: float,
+                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masking for continuous inputs (pixels as intensities), as the SPT code does: chosen
+    positions are zeroed and an is-masked channel is appended; one draw per position covers all
+    channels. x: (B, L, C) float, mask: (B, L) -> inputs (B, L, C+1), chosen (B, L) bool."""
+    chosen = (torch.rand(x.shape[:2], generator=gen) < ratio).to(x.device) & mask  # (B, L)
+    m = chosen[..., None].to(x.dtype)  # (B, L, 1)
+    return torch.cat([x * (1 - m), m], dim=-1), chosen
+
+
+def masked_l1_loss(pred: torch.Tensor, target: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """Mean absolute error over the chosen positions only. pred, target: (B, L, C), chosen: (B, L)
+    -> (loss, 0, n chosen); there is no accuracy for a regression."""
+    n = int(chosen.sum())
+    err = (pred - target).abs().mean(-1)  # (B, L)
+    return (err * chosen).sum() / max(n, 1), 0, n
+
+
 def next_token_targets(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Causal self-pretraining targets: position t predicts token t+1 (the last real position and
     padding predict nothing). tokens, mask: (B, L) -> targets (B, L)."""

@@ -68,16 +68,20 @@ def render_markdown(table: pd.DataFrame) -> str:
                   "| arch | init | labels | seeds | test acc | Δ vs scratch | val acc | trainable / total params "
                   "| pretrain steps | finetune steps |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows.itertuples():
-            labels = f"{100 * r.fraction:g}%"
-            if r.n_seeds == 0:
-                lines.append(f"| {r.arch} | {r.init} | {labels} | 0 | {r.status}: {r.note} | | | | | |")
-                continue
+        for r in rows[rows["n_seeds"] > 0].itertuples():
             acc = _fmt(r.acc_mean) + ("" if pd.isna(r.acc_std) else f" ± {r.acc_std:.2f}")
             if r.status != "ok":
-                acc += f" ({r.status})"
-            lines.append(f"| {r.arch} | {r.init} | {labels} | {r.n_seeds} | {acc} | {_fmt(r.delta_vs_scratch, True)} "
-                         f"| {_fmt(r.val_acc_mean)} | {_count(r.params_trainable)} / {_count(r.params_total)} "
+                acc += f" ({r.status}: {r.note})"
+            lines.append(f"| {r.arch} | {r.init} | {100 * r.fraction:g}% | {r.n_seeds} | {acc} "
+                         f"| {_fmt(r.delta_vs_scratch, True)} | {_fmt(r.val_acc_mean)} "
+                         f"| {_count(r.params_trainable)} / {_count(r.params_total)} "
                          f"| {_count(r.pretrain_steps)} | {_count(r.finetune_steps)} |")
+        missing = rows[rows["n_seeds"] == 0]
+        if len(missing):
+            lines += ["", "Not run:"]
+            for note, group in missing.groupby("note", sort=False):
+                which = ", ".join(f"{r.arch} × {r.init}" + ("" if r.fraction == 1.0 else f" ({100 * r.fraction:g}%)")
+                                  for r in group.itertuples())
+                lines.append(f"- {which} ({group['status'].iloc[0]}): {note}")
         lines.append("")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from components.objectives import IGNORE, mask_tokens, masked_lm_loss, next_token_targets
+from components.objectives import IGNORE, mask_tokens, mask_values, masked_l1_loss, masked_lm_loss, next_token_targets
 
 MASK_ID = 1
 
@@ -48,3 +48,17 @@ def test_next_token_targets_shift_left_and_ignore_the_last_real_position_and_pad
     mask = tokens != 0
     assert next_token_targets(tokens, mask).tolist() == [[6, 7, IGNORE, IGNORE, IGNORE],
                                                         [9, 10, 11, 12, IGNORE]]
+
+
+def test_value_masking_zeroes_chosen_positions_and_adds_an_indicator_channel():
+    x = torch.rand(8, 30, 3) + 0.1
+    mask = torch.arange(30)[None, :] < torch.randint(5, 30, (8,))[:, None]
+    inputs, chosen = mask_values(x, mask, 0.5, torch.Generator().manual_seed(0))
+    assert inputs.shape == (8, 30, 4) and not (chosen & ~mask).any() and chosen.any()
+    assert (inputs[chosen][:, :3] == 0).all() and (inputs[chosen][:, 3] == 1).all()
+    assert torch.equal(inputs[~chosen][:, :3], x[~chosen]) and (inputs[~chosen][:, 3] == 0).all()
+    pred = x.clone()
+    pred[~chosen] += 5.0  # errors outside the chosen positions carry no loss
+    pred[chosen] += 0.25
+    loss, _, n = masked_l1_loss(pred, x, chosen)
+    assert n == int(chosen.sum()) and abs(loss.item() - 0.25) < 1e-6
