@@ -63,18 +63,21 @@ def test_pipeline_writes_report_tracks_runs_and_keeps_test_out_of_training(workd
     finetunes = [r for r in runs if r.data.tags.get("stage") == "finetune"]
     pretrains = {r.info.run_id: r for r in runs if r.data.tags.get("stage") == "pretrain"}
     assert len(finetunes) == len(runnable)
-    assert {r.data.tags["init"] for r in pretrains.values()} == {"masked_spt", "causal_spt"}
-    assert len(pretrains) == sum(params_init(tiny_params, c) in PRETRAINING for c in runnable)
+    self_pretrained = [c for c in runnable if params_init(tiny_params, c) in PRETRAINING]
+    assert {r.data.tags["init"] for r in pretrains.values()} == {c.init for c in self_pretrained} >= {
+        "masked_spt", "causal_spt"}
+    assert len(pretrains) == len(self_pretrained)
     for r in finetunes:
         assert {"task", "arch", "init", "seed", "fraction", "init_sha256", "data_sha256"} <= set(r.data.tags)
         assert 0.0 <= r.data.metrics["test_accuracy"] <= 1.0
         assert r.info.status == "FINISHED"
-        history = client.get_metric_history(r.info.run_id, "train_loss")
-        assert [m.step for m in history] == [2, 4, 6]
-        if r.data.tags["init"] in PRETRAINING:
-            assert r.data.tags["pretrain_run_id"] in pretrains  # lineage to the pretraining run
         cell = Cell(r.data.tags["task"], r.data.tags["arch"], r.data.tags["init"], int(r.data.tags["seed"]))
+        if params_init(tiny_params, cell) in PRETRAINING:
+            assert r.data.tags["pretrain_run_id"] in pretrains  # lineage to the pretraining run
         metrics = json.loads(paths.metrics_path(cell).read_text())
+        history = client.get_metric_history(r.info.run_id, "train_loss")  # every log_every (2) steps
+        assert [m.step for m in history] == list(range(2, metrics["finetune_steps"] + 1, 2))
+        assert metrics["finetune_steps"] == (4 if cell.init == "masked_spt_tied" else 6)  # tied: 6 - 40%
         assert metrics["run_id"] == r.info.run_id
         assert metrics["test_accuracy"] == r.data.metrics["test_accuracy"]
         _, lineage = checkpoint.load(paths.finetune_dir(cell) / "model.pt")  # lineage inside the checkpoint too
