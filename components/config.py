@@ -208,15 +208,19 @@ class InitCfg(Frozen):
     next-token prediction for causal ones). `fpt_frozen`: the language-pretrained backbone with
     attention and feed-forward frozen; `fpt_random`: the same frozen network with random weights;
     `pretrained_full`: the language-pretrained backbone with every weight trained.
-    `pretrain_share` makes the cell compute-tied: pretraining takes that share of the finetuning
-    budget and finetuning the rest (the SPT paper's Appendix D)."""
+    `pretrain_share` with `total_steps` makes the cell compute-tied: pretraining takes that share of
+    `total_steps` and finetuning the rest (the SPT paper's Appendix D); set `total_steps` to what the
+    `scratch` arm gets to compare at equal compute."""
 
     kind: Literal[INIT_KINDS]
     mask_ratio: Optional[float] = Field(None, gt=0, lt=1)  # masked_spt; None: the task's mask_ratio
     pretrain_share: Optional[float] = Field(None, gt=0, lt=1)
+    total_steps: Optional[int] = Field(None, ge=2)
 
     @model_validator(mode="after")
     def _fields(self):
+        if (self.pretrain_share is None) != (self.total_steps is None):
+            raise ValueError("pretrain_share and total_steps go together (a compute-tied budget)")
         if self.mask_ratio is not None and self.kind != "masked_spt":
             raise ValueError(f"mask_ratio applies to masked_spt only (kind is {self.kind})")
         if self.pretrain_share is not None and self.kind not in PRETRAINING:
@@ -258,6 +262,14 @@ class GridCfg(Frozen):
     seeds: list[int] = Field(min_length=1)
     fractions: list[float] = [1.0]
     exclude: list[ExcludeRule] = []
+
+    @model_validator(mode="after")
+    def _unique(self):
+        for key in ("tasks", "archs", "inits", "seeds", "fractions"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} lists an entry twice: {values}")
+        return self
 
     @field_validator("fractions", mode="before")
     @classmethod

@@ -41,7 +41,8 @@ def metrics_path(cell: Cell) -> Path:
 def resume_dir(phase: str, cell: Cell) -> Path:
     """Periodic training state of an unfinished phase (outside DVC outputs, which DVC deletes
     before it runs a stage); removed when the phase completes."""
-    return Path("artifacts") / "resume" / phase / cell.name
+    return (Path("artifacts") / "resume" / phase / cell.task / cell.arch / cell.init / f"seed{cell.seed}"
+            / f"frac{cell.fraction}")
 
 
 def report_dir() -> Path:

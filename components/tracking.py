@@ -15,6 +15,7 @@ from typing import Iterator
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # outbound traffic; before importing mlflow
 
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 _BATCH = 900  # MLflow accepts at most 1000 metrics and 100 params per log_batch call
@@ -36,8 +37,8 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
 
 
 class Tracker:
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client: MlflowClient, run_id: str, reopened: bool = False):
+        self.client, self.run_id, self.reopened = client, run_id, reopened
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         ts = int(time.time() * 1000)
@@ -74,11 +75,19 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
     FAILED (and the error propagates) if the body raises. An error with a `step` attribute (a
     diverged loss) also records `failed_at_step`."""
     client = _client()
+    reopened = False
+    if run_id is not None:
+        try:
+            run = client.get_run(run_id)
+            client.update_run(run_id, status="RUNNING")
+            if "error" in run.data.tags:  # an earlier interruption (Ctrl-C) is history now
+                client.delete_tag(run_id, "error")
+            reopened = True
+        except MlflowException:  # not in this store (another tracking URI): record a new run
+            run_id = None
     if run_id is None:
         run_id = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id
-    else:
-        client.update_run(run_id, status="RUNNING")
-    tracker = Tracker(client, run_id)
+    tracker = Tracker(client, run_id, reopened)
     try:
         yield tracker
     except BaseException as err:

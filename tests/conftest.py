@@ -50,6 +50,9 @@ def shrink(raw: dict) -> dict:
             arch["d_state"] = 8
         if "block_size" in arch or "chunk" in arch:
             arch.update({k: 8 for k in ("block_size", "chunk") if k in arch})
+    for init in raw["inits"].values():
+        if init.get("total_steps"):
+            init["total_steps"] = 6  # compute-tied arms: the shrunk scratch budget
     for phase in ("pretrain", "finetune"):
         raw[phase].update(steps=6, steps_by_arch={}, batch_size=8, warmup_steps=2, eval_every=3, log_every=2,
                           checkpoint_every=3)

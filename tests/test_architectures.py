@@ -262,7 +262,10 @@ def test_fpt_random_weights_differ_from_pretrained_and_follow_the_seed():
 def test_fpt_unfrozen_trains_every_used_weight_and_n_layers_keeps_the_first_blocks():
     full = build_backbone(FPTCfg(), V, PAD, 0, pretrained=True)
     frozen_names = {n for n, p in full.named_parameters() if not p.requires_grad}
-    assert frozen_names == {"lm.embeddings.word_embeddings.weight"}  # inputs arrive as embeddings
+    assert frozen_names == {"lm.embeddings.word_embeddings.weight", "lm.pooler.dense.weight",
+                            "lm.pooler.dense.bias"}  # never in the forward pass
+    rnd = backbone("fpt_random")
+    assert torch.equal(full.embed.weight, rnd.embed.weight)  # pretrained or random LM: the same input embedding
     short = backbone("fpt_2_layers")
     assert len(short.lm.encoder.layer) == 2
     w = "lm.encoder.layer.1.attention.self.query.weight"

@@ -40,13 +40,14 @@ def test_exclude_rules_match_every_given_field(tiny_params):
 
 
 def test_budgets_separate_tied_epochs_and_per_arch(raw_params):
-    raw_params["inits"]["tied"] = {"kind": "masked_spt", "pretrain_share": 0.4}
+    raw_params["inits"]["tied"] = {"kind": "masked_spt", "pretrain_share": 0.4, "total_steps": 100}
     raw_params["finetune"].update(steps=100, steps_by_arch={"fpt": 7})
     raw_params["pretrain"].update(steps=None, epochs=2, batch_size=10)
     p = parse_params(raw_params)
     assert budgets(p, Cell("listops", "s4d", "scratch", 0), 240) == (0, 100)
     assert budgets(p, Cell("listops", "s4d", "masked_spt", 0), 240) == (48, 100)  # 2 epochs of 240 rows / 10
     assert budgets(p, Cell("listops", "s4d", "tied", 0), 240) == (40, 60)  # same total as scratch
+    assert budgets(p, Cell("listops", "s4d", "tied", 0, fraction=0.5), 240) == (40, 60)  # whatever the labels
     assert budgets(p, Cell("listops", "fpt", "fpt_frozen", 0), 240) == (0, 7)
 
 
@@ -68,7 +69,7 @@ def run_cells(params, cell_list):
 def test_every_init_runs_and_frozen_inits_train_fewer_weights(workdir, raw_params):
     raw_params["archs"]["transformer_causal"] = {**raw_params["archs"]["transformer"], "causal": True}
     raw_params["pretrain"]["lr"]["transformer_causal"] = raw_params["finetune"]["lr"]["transformer_causal"] = 1e-3
-    raw_params["inits"]["tied"] = {"kind": "causal_spt", "pretrain_share": 0.5}
+    raw_params["inits"]["tied"] = {"kind": "causal_spt", "pretrain_share": 0.5, "total_steps": 6}
     raw_params["grid"].update(archs=["transformer_causal", "fpt"], exclude=[],
                               inits=["scratch", "causal_spt", "tied", "fpt_frozen", "fpt_random", "pretrained_full"])
     params = parse_params(raw_params)

@@ -29,6 +29,9 @@ GROUPS = {
 }
 
 
+# never in the forward pass: inputs arrive as embeddings (token tables), features are per position (pooler)
+UNUSED = ("word_embeddings", "wte", "pooler")
+
 DROPOUTS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "resid_pdrop", "embd_pdrop", "attn_pdrop")
 
 
@@ -85,12 +88,18 @@ class LMBackbone(nn.Module):
     def __init__(self, cfg: FPTCfg, vocab_size: int, pad_id: int, pretrained: bool):
         super().__init__()
         self.train_groups = tuple(cfg.train)
+        # the embedding's seed is drawn first, so pretrained and random LMs (which consume different
+        # amounts of randomness while loading) get the same input embedding: paired starts
+        embed_seed = int(torch.randint(0, 2**62, (1,)))
         self.lm = load_language_model(cfg, pretrained)
         self.d_model = self.lm.config.hidden_size
         self.max_len = getattr(self.lm.config, "max_position_embeddings", None) or self.lm.config.n_positions
-        self.embed = nn.Embedding(vocab_size, self.d_model, padding_idx=pad_id)
-        for p in self.lm.get_input_embeddings().parameters():
-            p.requires_grad_(False)  # inputs arrive as embeddings: the LM's token table is never used
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(embed_seed)
+            self.embed = nn.Embedding(vocab_size, self.d_model, padding_idx=pad_id)
+        for name, p in self.lm.named_parameters():
+            if any(s in name for s in UNUSED):
+                p.requires_grad_(False)
 
     def freeze(self) -> "LMBackbone":
         """FPT's freezing: of the language model only the `train` groups stay trainable."""

@@ -57,16 +57,16 @@ def phase_steps(cfg: OptimCfg, arch: str, n_rows: int) -> int:
 
 
 def budgets(params: Params, cell: Cell, n_train: int) -> tuple[int, int]:
-    """(pretraining steps, finetuning steps) of a cell. Compute-tied inits (`pretrain_share`)
-    split the finetuning budget a scratch cell gets; otherwise each phase has its own."""
+    """(pretraining steps, finetuning steps) of a cell. A compute-tied init splits its
+    `total_steps`; otherwise each phase has its own budget."""
     init = params.inits[cell.init]
+    if init.total_steps is not None:
+        pretrain = max(1, round(init.pretrain_share * init.total_steps))
+        return pretrain, max(1, init.total_steps - pretrain)
     finetune = phase_steps(params.finetune, cell.arch, max(1, round(n_train * cell.fraction)))
     if init.kind not in ("masked_spt", "causal_spt"):
         return 0, finetune
-    if init.pretrain_share is None:
-        return phase_steps(params.pretrain, cell.arch, n_train), finetune
-    pretrain = max(1, round(init.pretrain_share * finetune))
-    return pretrain, max(1, finetune - pretrain)
+    return phase_steps(params.pretrain, cell.arch, n_train), finetune
 
 
 def label_rows(n: int, fraction: float, seed: int) -> np.ndarray:

@@ -57,7 +57,7 @@ def run(params: Params, cell: Cell) -> Path:
     init_sha = file_sha256(init_dir / "backbone.pt")
     resume = resume_file("finetune", cell, {
         "arch": params.archs[cell.arch].model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
-        "init_sha256": init_sha, "data": meta["sha256"]["train"], "steps": steps, "seed": cell.seed,
+        "init_sha256": init_sha, "data": meta["sha256"], "steps": steps, "seed": cell.seed,
         "fraction": cell.fraction, "device": device.type, "bf16": params.bf16, "compile": params.compile})
     earlier = read_meta(resume)
     tags = {**cell.tags(), "stage": "finetune", "cell": cell.name, "device": str(device),
@@ -66,7 +66,7 @@ def run(params: Params, cell: Cell) -> Path:
     counts = count_parameters(model)
     try:
         with tracking.start_run(params.tracking.experiment, cell.name, tags, run_id=earlier and earlier["run_id"]) as t:
-            if earlier is None:
+            if not t.reopened:
                 t.log_params({"arch": params.archs[cell.arch].model_dump(), "finetune": cfg.model_dump(),
                               "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
                               "train_rows": len(train_split), "pretrain_steps": init_info["pretrain_steps"], **counts})

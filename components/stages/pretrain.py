@@ -96,7 +96,7 @@ def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone) -> tuple:
     try:
         with tracking.start_run(params.tracking.experiment, name, tags,
                                 run_id=earlier and earlier["run_id"]) as t:
-            if earlier is None:
+            if not t.reopened:
                 t.log_params({"arch": params.archs[cell.arch].model_dump(), "pretrain": cfg.model_dump(),
                               "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
                               "mask_ratio": None if causal else ratio, **count_parameters(model)})

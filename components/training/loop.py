@@ -79,6 +79,8 @@ def train(model: nn.Module, batches: BatchesFrom, loss_fn: LossFn, evaluate: Eva
          "window": [0.0, 0, 0, 0], "since_best": 0, "stopped_early": False}
     if checkpoint is not None and Path(checkpoint).exists():
         s = _restore(checkpoint, model, opt, generators, device)
+    elif checkpoint is not None:  # a step-0 state: a run killed before its first periodic save still resumes
+        _save(checkpoint, s, model, opt, generators, meta)
     resumed_from = s["step"]
 
     bar = _progress_bar(steps, resumed_from, desc)
@@ -122,7 +124,8 @@ def train(model: nn.Module, batches: BatchesFrom, loss_fn: LossFn, evaluate: Eva
                 s["since_best"] = 0
             else:
                 s["since_best"] += 1
-                s["stopped_early"] = cfg.patience is not None and s["since_best"] >= cfg.patience
+                s["stopped_early"] = (cfg.patience is not None and s["since_best"] >= cfg.patience
+                                      and step < steps)
         if checkpoint is not None and step % cfg.checkpoint_every == 0 and step < steps:
             _save(checkpoint, {**s, "seconds": s["seconds"] + time.perf_counter() - start}, model, opt,
                   generators, meta)
