@@ -1,7 +1,12 @@
 """The dataset contract on disk: data/<task>/{train,val,test}.parquet + meta.json.
 
-Columns: `input` (list<int16> token ids) and `label` (int64). Files are written with an explicit
-schema and no timestamps, so the same frame gives the same bytes (stable DVC hashes).
+One schema per kind of task (meta.json `kind`):
+- tokens: `input` list<int16> token ids (meta `vocab` in id order), `label` int64
+- pixels: `input` list<uint8> intensities, row-major (H, W, C) flattened (meta `shape`), `label` int64
+- pairs:  `input` and `input2` list<int16> (two documents), `label` int64
+- bits:   `input` list<int8> (meta `shape` per row), `target` list<int8> (one class per output bit)
+Files are written with an explicit schema and no timestamps or pandas metadata, so the same
+frame gives the same bytes (stable DVC hashes).
 """
 from __future__ import annotations
 
@@ -12,24 +17,31 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA = pa.schema([("input", pa.list_(pa.int16())), ("label", pa.int64())])
+KINDS = ("tokens", "pixels", "pairs", "bits")
+SCHEMAS = {
+    "tokens": pa.schema([("input", pa.list_(pa.int16())), ("label", pa.int64())]),
+    "pixels": pa.schema([("input", pa.list_(pa.uint8())), ("label", pa.int64())]),
+    "pairs": pa.schema([("input", pa.list_(pa.int16())), ("input2", pa.list_(pa.int16())), ("label", pa.int64())]),
+    "bits": pa.schema([("input", pa.list_(pa.int8())), ("target", pa.list_(pa.int8()))]),
+}
 
 
-def write_split(df: pd.DataFrame, path: Path) -> None:
-    missing = {"input", "label"} - set(df.columns)
+def write_split(df: pd.DataFrame, path: Path, kind: str = "tokens") -> None:
+    schema = SCHEMAS[kind]
+    missing = set(schema.names) - set(df.columns)
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    table = pa.Table.from_pandas(df[["input", "label"]], schema=SCHEMA, preserve_index=False)
+    table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
     table = table.replace_schema_metadata(None)  # no pandas metadata: bytes depend on data only
     pq.write_table(table, path, compression="zstd", write_statistics=False)
 
 
-def read_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_split(path: Path, column: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (values (T,) int64, offsets (R+1,) int64, labels (R,) int64) for fast batching."""
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: dataset split missing; run `arena materialize` or `dvc repro`")
-    table = pq.read_table(path)
-    col = table.column("input").combine_chunks()
+    table = pq.read_table(path, columns=[column, "label"])
+    col = table.column(column).combine_chunks()
     values = col.values.to_numpy().astype(np.int64)
     offsets = col.offsets.to_numpy().astype(np.int64)
     labels = table.column("label").to_numpy().astype(np.int64)
