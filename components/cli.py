@@ -6,6 +6,7 @@ import os
 import sys
 
 from components.config import ConfigError, load_params
+from components.data.contract import SourceError
 
 
 def _cell_args(p: argparse.ArgumentParser, fraction: bool) -> None:
@@ -21,7 +22,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="arena", description=__doc__)
     ap.add_argument("--params", default="params.yaml", help="settings file (default: params.yaml)")
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("materialize", help="generate a task's Parquet splits").add_argument("--task", required=True)
+    mat = sub.add_parser("materialize", help="generate a task, or read its official files, into Parquet splits")
+    mat.add_argument("--task", required=True)
+    mat.add_argument("--from", dest="source", metavar="PATH", help="official files to read (overrides tasks.TASK.source)")
     for name, text in (("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)"),
                        ("finetune", "finetune a cell"), ("evaluate", "test a finetuned cell")):
         _cell_args(sub.add_parser(name, help=text), fraction=name != "pretrain")
@@ -60,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         from components.stages import evaluate, finetune, materialize, pretrain, report
 
         if args.command == "materialize":
-            print(materialize.run(params, args.task))
+            print(materialize.run(params, args.task, args.source))
         elif args.command == "report":
             print(*report.run(params), sep="\n")
         else:
             stage = {"pretrain": pretrain, "finetune": finetune, "evaluate": evaluate}[args.command]
             print(stage.run(params, cell))
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, SourceError, FileNotFoundError) as err:
         print(f"arena: error: {err}", file=sys.stderr)
         return 2
     return 0

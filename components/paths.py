@@ -24,6 +24,11 @@ def meta_path(task: str) -> Path:
     return data_dir(task) / "meta.json"
 
 
+def card_paths(task: str) -> tuple[Path, Path]:
+    """A task's data card and its figure."""
+    return Path("reports") / "data" / f"{task}.md", Path("reports") / "data" / f"{task}.png"
+
+
 def init_dir(cell: Cell) -> Path:
     """Starting weights of a cell: random, language-pretrained, or the best self-pretraining
     checkpoint. Pretraining always sees all training rows, so the label fraction is not part of it."""

@@ -1,6 +1,7 @@
 """dvc.yaml wiring: paths agree with components/paths.py, stage deps cover what stages import,
 and `dvc repro` runs the pipeline, then re-runs nothing, then only what a param change touches."""
 import ast
+import json
 import os
 import re
 import shutil
@@ -13,13 +14,16 @@ import yaml
 
 from components import paths
 from components.grid import Cell
+from tests import official_files as of
 from tests.conftest import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+DVC["materialize"] = DVC["materialize"]["do"]  # foreach over params `tasks`: ${key} is the task name
 ITEM = {"task": "listops", "arch": "s4d", "init": "masked_spt", "seed": 3, "fraction": 0.25}
 
 
 def render(template: str) -> str:
+    template = template.replace("${key}", ITEM["task"])
     return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(ITEM[m.group(1)]), template)
 
 
@@ -30,7 +34,7 @@ def outs(stage: str) -> list[str]:
 
 def test_dvc_paths_match_components_paths():
     cell = Cell(**ITEM)
-    assert outs("materialize") == [str(paths.data_dir("listops"))]
+    assert outs("materialize") == [str(paths.data_dir("listops")), *map(str, paths.card_paths("listops"))]
     assert outs("pretrain") == [str(paths.init_dir(cell))]
     assert outs("finetune") == [str(paths.finetune_dir(cell))]
     assert outs("evaluate") == [str(paths.metrics_path(cell))]
@@ -75,6 +79,17 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
     shutil.copytree(ROOT / "components", tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", tmp_path)
     raw_params["grid"].update(archs=["s4d"], inits=["scratch", "masked_spt"], exclude=[])
+    official = tmp_path / "official"  # file-based tasks read fixtures in the official formats
+    of.write_pathfinder(official / "lra_release")
+    raw_params["tasks"].update(
+        listops_release={"kind": "listops", "source": str(of.write_listops(official / "lra_release"))},
+        retrieval={"kind": "aan", "source": str(of.write_aan(official / "lra_release")), "max_length": 64},
+        pathfinder32_release={"kind": "pathfinder", "source": str(official / "lra_release"), "resolution": 32},
+        text={"kind": "imdb", "source": str(of.write_imdb(official)), "n_val": 2, "max_length": 16},
+        image={"kind": "cifar10", "source": str(of.write_cifar(official)), "n_val": 5},
+        mnist={"kind": "mnist", "source": str(of.write_mnist(official / "mnist", gz=True)), "n_val": 2},
+        homology={"kind": "remote_homology", "source": str(of.write_homology(official / "homology"))},
+    )
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
@@ -91,7 +106,15 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
     sh("dvc", "init", "-q")
     sh("dvc", "config", "core.analytics", "false")
     first = ran(sh("dvc", "repro"))
-    assert "materialize@listops" in first and "report" in first and len(first) == 1 + 3 * 2 + 1
+    tasks = raw_params["tasks"]  # every task in params materializes, generated or read from `source`
+    assert {f"materialize@{t}" for t in tasks} <= first and "report" in first
+    assert len(first) == len(tasks) + 3 * 2 + 1
+    for task in tasks:
+        assert (tmp_path / "data" / task / "meta.json").exists()
+        assert all((tmp_path / p).stat().st_size > 0 for p in paths.card_paths(task))
+        if "source" in tasks[task]:  # readers record the files they read, each with its sha256
+            files = json.loads((tmp_path / "data" / task / "meta.json").read_text())["source"]["files"]
+            assert files and all(len(digest) == 64 for digest in files.values())
     assert (tmp_path / "reports" / "grid.csv").exists()
     assert ran(sh("dvc", "repro")) == set()
 

@@ -85,8 +85,8 @@ def test_materialize_writes_the_contract_byte_identically(workdir, tiny_params):
     meta = json.loads(paths.meta_path("listops").read_text())
     assert meta["vocab"][:2] == ["<pad>", "<mask>"]
     assert {"[MAX", "[MIN", "[MED", "[SM", "]", *map(str, range(10))} <= set(meta["vocab"])
-    assert meta["n_classes"] == 10 and meta["seed"] == tiny_params.tasks["listops"].seed
-    assert meta["generator"]["max_length"] == tiny_params.tasks["listops"].max_length
+    assert meta["n_classes"] == 10 and meta["source"]["seed"] == tiny_params.tasks["listops"].seed
+    assert meta["source"]["max_length"] == tiny_params.tasks["listops"].max_length
     cfg = tiny_params.tasks["listops"]
     assert meta["rows"] == {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
     table = pq.read_table(paths.split_path("listops", "train"))
@@ -102,7 +102,7 @@ def test_materialize_leaves_nothing_partial_on_failure(workdir, tiny_params, mon
     materialize.run(tiny_params, "listops")
     before = paths.split_path("listops", "train").read_bytes()
 
-    def broken(df, path):
+    def broken(df, path, kind):
         raise OSError("disk full")
 
     monkeypatch.setattr(materialize, "write_split", broken)
@@ -110,10 +110,11 @@ def test_materialize_leaves_nothing_partial_on_failure(workdir, tiny_params, mon
         materialize.run(tiny_params, "listops")
     assert paths.split_path("listops", "train").read_bytes() == before
     assert [p.name for p in workdir.joinpath("data").iterdir()] == ["listops"]
+    assert not [p for p in workdir.joinpath("reports", "data").iterdir() if p.name.startswith(".")]
 
 
 def test_label_skew_matches_lra_shape():
-    df = listops.generate(ListOpsCfg(n_train=3000, n_val=10, n_test=10, seed=1))["train"]
+    df = listops.generate(ListOpsCfg(setting="cpu", n_train=3000, n_val=10, n_test=10, seed=1))["train"]
     freq = np.bincount(df["label"], minlength=10) / len(df)
     assert freq[0] > 0.12 and freq[9] > 0.12  # LRA's 0/9 skew (about 17% each)
     assert max(freq[1:9]) < 0.12

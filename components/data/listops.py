@@ -112,13 +112,5 @@ def generate(cfg: ListOpsCfg) -> dict[str, pd.DataFrame]:
 
 
 def meta(cfg: ListOpsCfg) -> dict:
-    return {
-        "task": "listops",
-        "kind": "tokens",
-        "vocab": list(VOCAB),
-        "pad_id": TOKEN_ID[PAD],
-        "mask_id": TOKEN_ID[MASK],
-        "n_classes": N_CLASSES,
-        "generator": cfg.model_dump(),
-        "seed": cfg.seed,
-    }
+    return {"kind": "tokens", "vocab": list(VOCAB), "pad_id": TOKEN_ID[PAD], "mask_id": TOKEN_ID[MASK],
+            "n_classes": N_CLASSES, "source": {"generator": "listops", **cfg.model_dump(exclude={"source"})}}

@@ -15,8 +15,9 @@ import torch
 
 from components import paths
 from components.atomic import read_json
-from components.config import OptimCfg, Params
+from components.config import ConfigError, OptimCfg, Params
 from components.data.batching import TokenSplit, train_stream
+from components.data.contract import MASK, PAD
 from components.data.parquet import read_split
 from components.grid import Cell
 from components.training.loop import BatchesFrom
@@ -41,12 +42,24 @@ def derive_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+PIXEL_OFFSET = 2  # a pixel of intensity v is token v + 2; ids 0 and 1 are padding and mask
+
+
 def load_meta(task: str) -> dict:
-    return read_json(paths.meta_path(task))
+    """meta.json, with pixel tasks seen as LRA feeds them to Transformers: one token per intensity."""
+    meta = read_json(paths.meta_path(task))
+    if meta["kind"] == "pixels":
+        meta = {**meta, "vocab": [PAD, MASK, *map(str, range(meta["levels"]))], "pad_id": 0, "mask_id": 1}
+    elif meta["kind"] != "tokens":
+        raise ConfigError(f"data/{task}: {meta['kind']} tasks cannot be trained yet (see config.UNTRAINABLE)")
+    return meta
 
 
 def load_split(task: str, split: str) -> TokenSplit:
-    return TokenSplit(*read_split(paths.split_path(task, split)))
+    values, offsets, labels = read_split(paths.split_path(task, split))
+    if read_json(paths.meta_path(task))["kind"] == "pixels":
+        values = values + PIXEL_OFFSET
+    return TokenSplit(values, offsets, labels)
 
 
 def phase_steps(cfg: OptimCfg, arch: str, n_rows: int) -> int:
