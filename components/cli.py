@@ -29,7 +29,12 @@ def parser() -> argparse.ArgumentParser:
                        ("finetune", "finetune a cell"), ("evaluate", "test a finetuned cell")):
         _cell_args(sub.add_parser(name, help=text), fraction=name != "pretrain")
     sub.add_parser("report", help="build reports/grid.{md,csv}")
-    sub.add_parser("grid", help="run the whole grid as a Prefect flow")
+    grid = sub.add_parser("grid", help="run the whole grid as a Prefect flow")
+    grid.add_argument("--dry-run", action="store_true", help="list the cells that would run, are recorded, or are skipped")
+    grid.add_argument("--concurrency", type=int, help="units of work at once (default: prefect.concurrency)")
+    grid.add_argument("--deployment", help="run units on a work pool through this deployment, e.g. arena-cell/gpu")
+    prof = sub.add_parser("profile", help="switch params.yaml to a named profile (smoke, cpu, paper, ...)")
+    prof.add_argument("name")
     return ap
 
 
@@ -48,10 +53,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         params = load_params(args.params)
+        if args.command == "profile":
+            from components import profiles
+
+            changed = profiles.apply(args.params, args.name)
+            print(f"{args.params}: profile {args.name}; changed: {', '.join(changed) or 'nothing'}")
+            return 0
         if args.command == "grid":
+            if args.concurrency is not None and args.concurrency < 1:
+                raise ConfigError(f"--concurrency {args.concurrency}: must be at least 1")
+            if args.dry_run:
+                from components.stages import plan
+
+                print(plan.describe(params, plan.make(params)))
+                return 0
+            from prefect.settings import get_current_settings
+
+            if (args.deployment or params.prefect.deployment) and not get_current_settings().api.url:
+                raise ConfigError("grid: a deployment runs on a work pool, which needs a Prefect server: set "
+                                  "PREFECT_API_URL (README, 'Prefect: a server, a GPU pool, workers')")
             from flows.grid import grid_flow
 
-            grid_flow(args.params)
+            state = grid_flow(args.params, args.concurrency, args.deployment, return_state=True)
+            if not state.is_completed():
+                print(f"arena: grid {state.name}: {state.message}", file=sys.stderr)
+                return 1
             return 0
         if args.command in ("pretrain", "finetune", "evaluate"):
             cell = _cell(params, args)

@@ -6,7 +6,7 @@ object; a wrong key, type or value fails with one line that names the offending 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -35,7 +35,7 @@ class _TaskCfg(Frozen):
     def _setting(cls, data: object) -> object:
         """`setting: paper | cpu` fills every key not given explicitly from a named preset."""
         settings = getattr(cls, "SETTINGS", {})
-        if isinstance(data, dict) and "setting" in data:
+        if isinstance(data, dict) and data.get("setting") is not None:
             name = data["setting"]
             if name not in settings:
                 raise ValueError(f"setting: '{name}' is not one of {sorted(settings)}")
@@ -412,6 +412,13 @@ class TrackingCfg(Frozen):
     experiment: str = "arena"
 
 
+class PrefectCfg(Frozen):
+    """How the Prefect grid flow runs its units of work (a pretraining start and its fractions)."""
+
+    concurrency: int = Field(1, ge=1)  # units at once: threads here, or runs on the work pool
+    deployment: Optional[str] = None  # "arena-cell/<name>" (prefect.yaml) sends units to a work pool
+
+
 class Params(Frozen):
     tasks: dict[str, TaskCfg]
     archs: dict[str, ArchCfg]
@@ -420,6 +427,9 @@ class Params(Frozen):
     finetune: OptimCfg
     grid: GridCfg
     tracking: TrackingCfg = TrackingCfg()
+    prefect: PrefectCfg = PrefectCfg()
+    profile: str = "custom"  # the profile last applied (`arena profile NAME`)
+    profiles: dict[str, dict[str, Any]] = {}  # NAME: {dotted.key: value}; every profile sets the same keys
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True  # bf16 autocast for training on CUDA (CPU always runs fp32)
     compile: bool = False  # torch.compile the model for training
@@ -446,6 +456,7 @@ class Params(Frozen):
             for arch in cfg.steps_by_arch:
                 if arch not in self.archs:
                     raise ValueError(f"{phase}.steps_by_arch: '{arch}' is not defined (known: {sorted(self.archs)})")
+        _check_profiles(self)
         for i, rule in enumerate(self.grid.exclude):
             for key, names, known in (("task", rule.task, self.tasks), ("arch", rule.arch, self.archs),
                                       ("init", rule.init, self.inits)):
@@ -453,6 +464,39 @@ class Params(Frozen):
                     if name not in known:
                         raise ValueError(f"grid.exclude.{i}.{key}: '{name}' is not defined (known: {sorted(known)})")
         return self
+
+
+def lookup(tree: dict, dotted: str):
+    """The value at `dotted` (a.b.c) in nested dicts; KeyError naming the first missing part."""
+    node = tree
+    for i, part in enumerate(dotted.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(".".join(dotted.split(".")[: i + 1]))
+        node = node[part]
+    return node
+
+
+def _check_profiles(params: "Params") -> None:
+    if not params.profiles:
+        return
+    names = sorted(params.profiles)
+    if params.profile not in params.profiles and params.profile != "custom":
+        raise ValueError(f"profile: '{params.profile}' is not one of profiles ({', '.join(names)})")
+    first = set(params.profiles[names[0]])
+    dumped = params.model_dump()
+    for name in names:
+        keys = set(params.profiles[name])
+        if keys != first:
+            diff = sorted(keys ^ first)[0]
+            raise ValueError(f"profiles.{name}: sets {'' if diff in keys else 'no '}'{diff}' unlike profiles.{names[0]}; "
+                             "every profile sets the same keys, so switching back restores them")
+        for key in sorted(keys):
+            if key.split(".")[0] in ("profile", "profiles"):
+                raise ValueError(f"profiles.{name}: '{key}' cannot be set by a profile")
+            try:
+                lookup(dumped, key)
+            except KeyError as err:
+                raise ValueError(f"profiles.{name}: '{key}' names no setting ('{err.args[0]}' is not defined)") from None
 
 
 class ConfigError(ValueError):

@@ -37,8 +37,8 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
                      "acc_mean": done["acc"].mean(), "acc_std": done["acc"].std(), "val_acc_mean": done["val"].mean(),
                      **{c: (done[c].iloc[0] if len(done) else pd.NA) for c in
                         ("params_trainable", "params_total", "pretrain_steps", "finetune_steps")},
-                     "pretrain_seconds": done["pretrain_seconds"].astype(float).sum() if len(done) else pd.NA,
-                     "finetune_seconds": done["finetune_seconds"].astype(float).sum() if len(done) else pd.NA,
+                     "pretrain_seconds": pd.to_numeric(done["pretrain_seconds"], errors="coerce").sum() if len(done) else pd.NA,
+                     "finetune_seconds": pd.to_numeric(done["finetune_seconds"], errors="coerce").sum() if len(done) else pd.NA,
                      "note": "; ".join(notes)})
     table = pd.DataFrame(rows)
     scratch = table[table["init"] == "scratch"].set_index(["task", "arch", "fraction"])["acc_mean"]

@@ -2,11 +2,17 @@
 
 The tracking store is `MLFLOW_TRACKING_URI` when set, else a SQLite file `mlflow.db` in the
 project root. It uses `MlflowClient` with explicit run ids rather than mlflow's global
-"active run", so concurrent cells in one process cannot log into each other's runs.
+"active run", so concurrent cells in one process cannot log into each other's runs; a grid run
+is the parent of its cells' runs through an explicit `parent_run_id`, never an environment variable.
+Each cell's finetune run carries its result as the tag `result` (JSON), so the record lives in
+MLflow, where a controller on another machine can read it.
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +61,22 @@ class Tracker:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+@functools.lru_cache(maxsize=None)
+def git_commit(cwd: str | None = None) -> str:
+    """HEAD of the git checkout the code runs in, with `-dirty` if tracked files differ; `unknown` outside git."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=cwd or Path.cwd(), capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise OSError(done.stderr.strip())
+        return done.stdout.strip()
+
+    try:
+        head = git("rev-parse", "HEAD")
+        return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def _client() -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri())
 
@@ -70,11 +92,15 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
 
 
 @contextmanager
-def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[Tracker]:
-    """A new run, or the existing `run_id` reopened (a resumed training); it ends FINISHED, or
-    FAILED (and the error propagates) if the body raises. An error with a `step` attribute (a
-    diverged loss) also records `failed_at_step`."""
+def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str | None = None,
+              parent_run_id: str | None = None) -> Iterator[Tracker]:
+    """A new run (a child of `parent_run_id` if given), or the existing `run_id` reopened (a resumed
+    training); it ends FINISHED, or FAILED (and the error propagates) if the body raises. An error
+    with a `step` attribute (a diverged loss) also records `failed_at_step`."""
     client = _client()
+    tags = {**tags, "git_commit": git_commit()}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
     reopened = False
     if run_id is not None:
         try:
@@ -103,3 +129,38 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
 def resume_run(run_id: str) -> Tracker:
     """Log more into an existing run (evaluation adds the test metric to its finetune run)."""
     return Tracker(_client(), run_id)
+
+
+def start_grid(experiment: str, run_name: str, tags: dict[str, str]) -> str:
+    """The parent run of one grid launch; its cells' runs name it as `parent_run_id`."""
+    client = _client()
+    tags = {**tags, "stage": "grid", "git_commit": git_commit()}
+    return client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id
+
+
+def end_grid(run_id: str, failed: bool, tags: dict[str, str]) -> None:
+    client = _client()
+    Tracker(client, run_id).set_tags(tags)
+    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+
+def recorded(experiment: str) -> dict[str, dict]:
+    """The results already in the store, by config hash: {hash: {record, data_sha256, run_id}},
+    the newest run's where several share a hash. Only finetune runs that carry a `result`."""
+    client = _client()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return {}
+    found: dict[str, dict] = {}
+    token = None
+    while True:
+        page = client.search_runs([exp.experiment_id], "tags.stage = 'finetune'", max_results=1000,
+                                  order_by=["attributes.start_time ASC"], page_token=token)
+        for run in page:
+            tags = run.data.tags
+            if "result" in tags and "config_hash" in tags:
+                found[tags["config_hash"]] = {"record": json.loads(tags["result"]), "run_id": run.info.run_id,
+                                              "data_sha256": tags.get("data_sha256", "")}
+        token = page.token
+        if not token:
+            return found

@@ -117,6 +117,9 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
             assert files and all(len(digest) == 64 for digest in files.values())
     assert (tmp_path / "reports" / "grid.csv").exists()
     assert ran(sh("dvc", "repro")) == set()
+    dag = sh("dvc", "dag", "--dot")  # each finetune hangs off its own pretraining
+    assert '"pretrain@listops-s4d-masked_spt-0" -> "finetune@listops-s4d-masked_spt-0-1.0"' in dag
+    assert '"pretrain@listops-s4d-scratch-0" -> "finetune@listops-s4d-masked_spt-0-1.0"' not in dag
 
     raw_params["finetune"]["steps"] = 4
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params))

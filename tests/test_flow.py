@@ -1,22 +1,30 @@
-"""The Prefect flow runs the whole chain in local mode (a temporary Prefect server)."""
+"""The Prefect grid flow in local mode (a temporary Prefect server): the whole chain end to end,
+units fanned out under a concurrency bound, a failing cell that stops nothing else, and a re-run
+that trains only what is not recorded yet."""
+import contextlib
+import io
+import threading
+import time
+
 import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
+from components.atomic import read_json, write_json
+from components.cli import main
+from components.grid import Cell
 
 
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def finetune_runs(experiment: str) -> list:
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.stage = 'finetune'")
 
 
 @pytest.mark.slow
-def test_grid_flow_end_to_end(workdir, raw_params, prefect_harness):
+def test_grid_flow_end_to_end_then_rerun_trains_nothing(workdir, raw_params, prefect_harness):
     from flows.grid import grid_flow
 
     raw_params["grid"].update(archs=["s4d"], inits=["scratch", "masked_spt", "causal_spt"])
@@ -26,8 +34,93 @@ def test_grid_flow_end_to_end(workdir, raw_params, prefect_harness):
     grid = pd.read_csv(paths.report_dir() / "grid.csv").set_index("init")
     assert sorted(grid.index) == ["causal_spt", "masked_spt", "scratch"]
     assert grid.loc["causal_spt", "status"] == "skipped 1/1" and grid.loc["scratch", "status"] == "ok"
+
+    experiment = raw_params["tracking"]["experiment"]
     client = MlflowClient(tracking.tracking_uri())
-    exp = client.get_experiment_by_name(raw_params["tracking"]["experiment"])
-    runs = client.search_runs([exp.experiment_id], "tags.stage = 'finetune'")
+    exp = client.get_experiment_by_name(experiment)
+    (parent,) = client.search_runs([exp.experiment_id], "tags.stage = 'grid'")
+    assert parent.info.status == "FINISHED" and parent.data.tags["failed"] == "0"
+    runs = finetune_runs(experiment)
     assert sorted(r.data.tags["init"] for r in runs) == ["masked_spt", "scratch"]
-    assert all("test_accuracy" in r.data.metrics for r in runs)
+    for r in runs:  # children of the grid run, with what identifies their inputs
+        assert "test_accuracy" in r.data.metrics
+        assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert len(r.data.tags["config_hash"]) == 16 and len(r.data.tags["data_sha256"]) == 64
+        assert r.data.tags["git_commit"]
+    (pretraining,) = client.search_runs([exp.experiment_id], "tags.stage = 'pretrain'")
+    assert pretraining.data.tags["mlflow.parentRunId"] == parent.info.run_id
+
+    # (not capsys: Prefect's console handler would keep writing to its stream after this test)
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["grid", "--dry-run"]) == 0
+    listed = out.getvalue()
+    assert "0 to run, 2 already recorded, 1 skipped" in listed
+    assert "skip  listops-s4d-causal_spt-s0" in listed and "done  listops-s4d-scratch-s0" in listed
+
+    (paths.report_dir() / "grid.csv").unlink()
+    again = grid_flow("params.yaml", return_state=True).result()
+    assert again["ran"] == [] and len(again["recorded_before"]) == 2
+    assert len(finetune_runs(experiment)) == 2  # nothing trained again
+    assert pd.read_csv(paths.report_dir() / "grid.csv").set_index("init").loc["scratch", "status"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_failing_cell_stops_nothing_and_is_retried(workdir, raw_params, prefect_harness, monkeypatch):
+    import flows.grid
+    from flows.grid import grid_flow
+
+    raw_params["grid"].update(archs=["s4d"], inits=["scratch", "masked_spt"])
+    (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    real = flows.grid.run_unit
+
+    def flaky(params, start, fractions, parent):
+        if start.init == "masked_spt":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(params, start, fractions, parent)
+
+    monkeypatch.setattr(flows.grid, "run_unit", flaky)
+    earlier = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0))  # a result from an earlier run
+    write_json({"status": "ok", "test_accuracy": 0.3}, earlier)
+    state = grid_flow("params.yaml", return_state=True)
+    assert state.is_failed()
+    assert read_json(earlier.with_suffix(".prev.json")) == {"status": "ok", "test_accuracy": 0.3}  # kept, not lost
+    assert "1 of 2 cells failed" in state.message and "listops-s4d-masked_spt-s0: RuntimeError: CUDA out of memory" in state.message
+    grid = pd.read_csv(paths.report_dir() / "grid.csv").set_index("init")
+    assert grid.loc["scratch", "status"] == "ok" and grid.loc["masked_spt", "status"] == "failed 1/1"
+    assert "CUDA out of memory" in grid.loc["masked_spt", "note"]
+
+    monkeypatch.setattr(flows.grid, "run_unit", real)
+    summary = grid_flow("params.yaml", return_state=True).result()
+    assert summary["ran"] == ["listops-s4d-masked_spt-s0"] and summary["recorded_before"] == ["listops-s4d-scratch-s0"]
+    assert sorted(r.data.tags["init"] for r in finetune_runs(raw_params["tracking"]["experiment"])) == ["masked_spt",
+                                                                                                      "scratch"]
+    assert pd.read_csv(paths.report_dir() / "grid.csv").set_index("init")["status"].tolist() == ["ok", "ok"]
+
+
+def test_units_run_concurrently_up_to_the_bound(workdir, raw_params, prefect_harness, monkeypatch):
+    import flows.grid
+    from flows.grid import grid_flow
+
+    raw_params["grid"].update(archs=["s4d"], inits=["scratch"], seeds=[0, 1, 2, 3, 4])
+    raw_params["prefect"]["concurrency"] = 2
+    (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    lock, now, peak, started = threading.Lock(), [0], [0], []
+
+    def fake(params, start, fractions, parent):  # a unit that only takes time, then records a result
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+            started.append(start.seed)
+        time.sleep(0.5)
+        with lock:
+            now[0] -= 1
+        cell = Cell(start.task, start.arch, start.init, start.seed)
+        write_json({**cell.tags(), "seed": cell.seed, "fraction": 1.0, "status": "ok", "test_accuracy": 0.5, "val_accuracy": 0.5, "params_trainable": 1,
+                    "params_total": 1, "pretrain_steps": 0, "finetune_steps": 1, "pretrain_seconds": 0.0,
+                    "finetune_seconds": 0.5}, paths.metrics_path(cell))
+        return {}
+
+    monkeypatch.setattr(flows.grid, "run_unit", fake)
+    summary = grid_flow("params.yaml", return_state=True).result()
+    assert sorted(started) == [0, 1, 2, 3, 4] and len(summary["ran"]) == 5
+    assert peak[0] == 2

@@ -1,6 +1,7 @@
 """Model construction: the one lookup table from an architecture `kind` to what builds it."""
 from __future__ import annotations
 
+import threading
 from functools import partial
 
 import torch
@@ -37,13 +38,18 @@ def _language_model(cfg: ArchCfg, vocab_size: int, pad_id: int, pretrained: bool
 BUILDERS = {**{kind: _stacked for kind in MIXERS}, "fpt": _language_model}
 
 
+# torch's initializers draw from the process-wide RNG: cells built at once in threads (the
+# Prefect flow's concurrent units) take turns, so each model's weights depend on its seed alone.
+_GLOBAL_RNG = threading.Lock()
+
+
 def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int, pretrained: bool = False) -> nn.Module:
     """The backbone (tokens, mask) -> (B, L, D) with its initial weights drawn from `seed`
     (inside a forked RNG, so the caller's global RNG state is left as it was). `pretrained`
     loads a language model's weights (kind fpt only; the others have none)."""
     if pretrained and cfg.kind != "fpt":
         raise ValueError(f"arch kind {cfg.kind} has no language-pretrained weights")
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         backbone = BUILDERS[cfg.kind](cfg, vocab_size, pad_id, pretrained)
         if getattr(cfg, "rand_init", False):  # Amos et al.: reset every parameter to N(0, 0.1)
@@ -55,7 +61,7 @@ def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int, pretra
 
 def new_head(module_cls: type, backbone: nn.Module, out_dim: int, seed: int) -> nn.Module:
     """Wrap `backbone` with a freshly initialised head drawn from `seed`."""
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return module_cls(backbone, out_dim)
 

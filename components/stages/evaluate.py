@@ -4,6 +4,7 @@ This is the only stage that reads a test split. A skipped or diverged cell gets 
 that says so, without a test number."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from components import paths
@@ -20,7 +21,10 @@ from components.training import checkpoint
 
 def run(params: Params, cell: Cell) -> Path:
     if (blocked := skip.upstream(params, "evaluate", cell)) is not None:
-        return skip.write("evaluate", cell, *blocked, _known(cell))
+        out = skip.write("evaluate", cell, *blocked, known := _known(cell))
+        if "run_id" in known:  # a finetuning that diverged: that is its arm's result, recorded as such
+            _record(known["run_id"], read_json(out))
+        return out
     device, meta = resolve_device(params.device), load_meta(cell.task)
     info = load_info(cell)
     state, _ = checkpoint.load(paths.finetune_dir(cell) / "model.pt")
@@ -35,8 +39,18 @@ def run(params: Params, cell: Cell) -> Path:
     tracking.resume_run(info["run_id"]).log_metrics({"test_accuracy": test["accuracy"], "test_loss": test["loss"]},
                                                     step=info["best_step"])
     out = paths.metrics_path(cell)
-    write_json({**info, "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split)}, out)
+    record = {**info, "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split)}
+    write_json(record, out)
+    _record(info["run_id"], record)
     return out
+
+
+def _record(run_id: str, record: dict) -> None:
+    """The cell's metrics file, also as the `result` tag of its finetune run: the shared record a
+    grid re-run (on any machine) checks before training a cell again."""
+    from components import tracking
+
+    tracking.resume_run(run_id).set_tags({"result": json.dumps(record, sort_keys=True)})
 
 
 def _known(cell: Cell) -> dict:
@@ -44,4 +58,4 @@ def _known(cell: Cell) -> dict:
     path = paths.finetune_dir(cell) / "info.json"
     if not path.exists():
         return {}
-    return {k: v for k, v in read_json(path).items() if k in ("run_id", "pretrain_run_id", "diverged_at_step")}
+    return {k: v for k, v in read_json(path).items() if k in ("run_id", "pretrain_run_id", "diverged_at_step", "config_hash")}

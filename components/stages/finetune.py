@@ -16,7 +16,7 @@ from components import paths
 from components.atomic import atomic_dir, file_sha256, read_json, write_json
 from components.config import FROZEN, Params
 from components.evaluation import evaluate_classifier
-from components.grid import Cell
+from components.grid import Cell, config_hash
 from components.models import Classifier, build_backbone, count_parameters, new_head
 from components.objectives import classification_loss
 from components.stages import skip
@@ -26,7 +26,7 @@ from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 
 
-def run(params: Params, cell: Cell) -> Path:
+def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
     if (blocked := skip.upstream(params, "finetune", cell)) is not None:
         return skip.write("finetune", cell, *blocked)
     cfg, device, init = params.finetune, resolve_device(params.device), params.inits[cell.init]
@@ -62,10 +62,11 @@ def run(params: Params, cell: Cell) -> Path:
     earlier = read_meta(resume)
     tags = {**cell.tags(), "stage": "finetune", "cell": cell.name, "device": str(device),
             "data_sha256": meta["sha256"]["train"], "init_sha256": init_sha,
-            "pretrain_run_id": init_info.get("pretrain_run_id") or ""}
+            "pretrain_run_id": init_info.get("pretrain_run_id") or "", "config_hash": config_hash(params, cell)}
     counts = count_parameters(model)
     try:
-        with tracking.start_run(params.tracking.experiment, cell.name, tags, run_id=earlier and earlier["run_id"]) as t:
+        with tracking.start_run(params.tracking.experiment, cell.name, tags, run_id=earlier and earlier["run_id"],
+                                parent_run_id=parent_run_id) as t:
             if not t.reopened:
                 t.log_params({"arch": params.archs[cell.arch].model_dump(), "finetune": cfg.model_dump(),
                               "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
@@ -78,9 +79,9 @@ def run(params: Params, cell: Cell) -> Path:
     except Diverged as err:
         clear_resume(resume)
         return skip.write("finetune", cell, "diverged", f"finetuning diverged: {err}",
-                          {"run_id": t.run_id, "diverged_at_step": err.step})
+                          {"run_id": t.run_id, "diverged_at_step": err.step, "config_hash": tags["config_hash"]})
     info = {**cell.tags(), "seed": cell.seed, "fraction": cell.fraction, "status": skip.OK, "run_id": t.run_id,
-            "device": str(device), "init_sha256": init_sha, "pretrain_run_id": init_info.get("pretrain_run_id"),
+            "config_hash": tags["config_hash"], "device": str(device), "init_sha256": init_sha, "pretrain_run_id": init_info.get("pretrain_run_id"),
             "pretrain_steps": init_info["pretrain_steps"], "pretrain_tokens": init_info["pretrain_tokens"],
             "pretrain_seconds": init_info.get("pretrain_seconds", 0.0), "train_rows": len(train_split),
             "finetune_budget": steps, "finetune_steps": result.steps, "stopped_early": result.stopped_early,

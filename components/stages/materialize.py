@@ -4,12 +4,13 @@ data/<task>/{train,val,test}.parquet + meta.json and the data card reports/data/
 Everything is built under temp names and renamed into place, so a failure leaves nothing behind."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from components import paths
-from components.atomic import atomic_dir, atomic_path, file_sha256, write_json, write_text
+from components.atomic import atomic_dir, atomic_path, file_sha256, read_json, write_json, write_text
 from components.config import ConfigError, Params
 from components.data import bits, card, listops, pathfinder
 from components.data.contract import Dataset
@@ -74,3 +75,18 @@ def run(params: Params, task: str, source: str | None = None) -> Path:
             p.write_bytes(png)
         write_text(text, md_path)
     return out
+
+
+def current(params: Params, task: str) -> bool:
+    """Whether data/<task> exists and was made from the task's present settings (generated tasks:
+    the same generator settings; file-based ones: read from the same `source`). A worker uses it
+    to reuse data it pulled or made earlier instead of materializing again."""
+    path = paths.meta_path(task)
+    if not path.exists():
+        return False
+    cfg, recorded = params.tasks[task], read_json(path)["source"]
+    if cfg.source:
+        return str(recorded.get("root", "")).startswith(str(Path(cfg.source).resolve()))
+    if cfg.kind not in GENERATORS:
+        return False
+    return recorded == json.loads(json.dumps(GENERATORS[cfg.kind].meta(cfg)["source"]))

@@ -29,7 +29,7 @@ from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 
 
-def run(params: Params, cell: Cell) -> Path:
+def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
     cell = Cell(cell.task, cell.arch, cell.init, cell.seed)  # pretraining sees every training row
     if (blocked := skip.upstream(params, "pretrain", cell)) is not None:
         return skip.write("pretrain", cell, *blocked)
@@ -42,7 +42,7 @@ def run(params: Params, cell: Cell) -> Path:
     resume = None
     if init.kind in PRETRAINING:
         try:
-            result, run_id, resume = _self_pretrain(params, cell, meta, backbone)
+            result, run_id, resume = _self_pretrain(params, cell, meta, backbone, parent_run_id)
         except Diverged as err:
             clear_resume(err.resume)
             return skip.write("pretrain", cell, "diverged", f"pretraining diverged: {err}",
@@ -59,7 +59,7 @@ def run(params: Params, cell: Cell) -> Path:
     return out
 
 
-def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone) -> tuple:
+def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone, parent_run_id: str | None) -> tuple:
     cfg, device, init = params.pretrain, resolve_device(params.device), params.inits[cell.init]
     causal = init.kind == "causal_spt"
     ratio = init.mask_ratio or params.tasks[cell.task].mask_ratio
@@ -94,8 +94,8 @@ def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone) -> tuple:
     tags = {**cell.tags(), "stage": "pretrain", "objective": "causal" if causal else "masked",
             "data_sha256": meta["sha256"]["train"]}
     try:
-        with tracking.start_run(params.tracking.experiment, name, tags,
-                                run_id=earlier and earlier["run_id"]) as t:
+        with tracking.start_run(params.tracking.experiment, name, tags, run_id=earlier and earlier["run_id"],
+                                parent_run_id=parent_run_id) as t:
             if not t.reopened:
                 t.log_params({"arch": params.archs[cell.arch].model_dump(), "pretrain": cfg.model_dump(),
                               "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,

@@ -1,0 +1,52 @@
+"""One unit of grid work, on whichever machine runs it (a GPU worker, or this one): a pretraining
+start (task, arch, init, seed), then finetuning and evaluation for each of its label fractions.
+
+As a deployment (prefect.yaml), a process worker runs it in the project checkout; the data comes
+from `dvc pull` when the worker has pulled it, else it is materialized here. Results go to the
+MLflow store (`MLFLOW_TRACKING_URI`) as children of the grid's run, and come back as the return value.
+"""
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from prefect import flow
+
+from components import paths
+from components.atomic import read_json
+from components.config import Params, load_params
+from components.grid import Cell
+
+
+def ensure_data(params: Params, task: str) -> None:
+    """Materialize `task` unless this machine already has it from its present settings; a lock
+    keeps two units on one machine from building it at once."""
+    from components.stages import materialize
+
+    lock = paths.data_dir(task).parent / f".{task}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        if not materialize.current(params, task):
+            materialize.run(params, task)
+
+
+def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id: str | None = None) -> dict[str, dict]:
+    """Pretrain `start` once, then finetune and evaluate it at each fraction: {cell name: metrics record}."""
+    from components.stages import evaluate, finetune, pretrain
+
+    ensure_data(params, start.task)
+    pretrain.run(params, start, parent_run_id)
+    results = {}
+    for fraction in fractions:
+        cell = Cell(start.task, start.arch, start.init, start.seed, fraction)
+        finetune.run(params, cell, parent_run_id)
+        results[cell.name] = read_json(evaluate.run(params, cell))
+    return results
+
+
+@flow(name="arena-cell", log_prints=True)
+def cell_flow(task: str, arch: str, init: str, seed: int, fractions: list[float] = [1.0],  # noqa: B006
+              params_path: str = "params.yaml", parent_run_id: str | None = None) -> dict[str, dict]:
+    params = load_params(Path(params_path))
+    return run_unit(params, Cell(task, arch, init, seed), fractions, parent_run_id)

@@ -1,0 +1,120 @@
+"""Profiles (one command switches the grid's scale), the config hash that names a cell's
+settings, and the plan a grid launch makes."""
+import pytest
+import yaml
+
+from components import paths, profiles
+from components.cli import main
+from components.config import ConfigError, load_params, parse_params
+from components.grid import Cell, cells, config_hash
+from components.stages import plan
+from tests.conftest import ROOT
+
+
+def test_profiles_switch_and_switch_back_byte_for_byte(tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    original = (ROOT / "params.yaml").read_text()
+    path.write_text(original)
+    assert load_params(path).profile == "cpu"
+    assert profiles.apply(path, "cpu") == []  # the file is the cpu profile as shipped
+
+    assert main(["--params", str(path), "profile", "smoke"]) == 0
+    assert "changed: grid.tasks, grid.archs" in capsys.readouterr().out
+    smoke = load_params(path)
+    assert smoke.profile == "smoke" and smoke.grid.tasks == ["listops_smoke"] and smoke.pretrain.steps == 6
+    assert smoke.finetune.steps_by_arch == {} and smoke.grid.exclude == []
+    assert len([c for c in cells(smoke)]) == 4
+    text = path.read_text()
+    assert "# Profiles: `arena profile NAME`" in text  # comments survive
+    assert "steps: 6                 # or `epochs:` over the (label-fraction) training rows" in text
+
+    profiles.apply(path, "paper")
+    paper = load_params(path)
+    assert paper.archs["transformer"].d_model == 512 and paper.pretrain.epochs == 100 and paper.pretrain.steps is None
+    profiles.apply(path, "cpu")
+    assert path.read_text() == original
+
+
+def test_profile_errors_name_the_key(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profiles"]["smoke"]["grid.sedes"] = [0]
+    with pytest.raises(ConfigError, match="profiles.cpu: sets no 'grid.sedes' unlike profiles.smoke|"
+                                          "profiles.smoke: sets 'grid.sedes'"):
+        parse_params(raw)
+    for p in raw["profiles"].values():
+        p["grid.sedes"] = [0]
+    with pytest.raises(ConfigError, match="profiles.cpu: 'grid.sedes' names no setting"):
+        parse_params(raw)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["profile"] = "laptop"
+    with pytest.raises(ConfigError, match="profile: 'laptop' is not one of profiles"):
+        parse_params(raw)
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    with pytest.raises(ConfigError, match="profiles.huge: not defined"):
+        profiles.apply(path, "huge")
+    assert main(["--params", str(path), "profile", "huge"]) == 2
+    text = path.read_text().replace("  epochs: null             # or a budget", "  # epochs: null           # or a budget")
+    path.write_text(text)  # a key the profiles set is missing from the file: nothing is written
+    with pytest.raises(ConfigError, match="'pretrain.epochs' is not written in block style"):
+        profiles.apply(path, "smoke")
+    assert path.read_text() == text
+
+
+def test_config_hash_follows_what_a_cell_depends_on(tiny_params):
+    cell = Cell("listops", "s4d", "masked_spt", 0)
+    h = config_hash(tiny_params, cell)
+    assert h == config_hash(tiny_params, Cell("listops", "s4d", "masked_spt", 0, 1.0))
+    assert h != config_hash(tiny_params, Cell("listops", "s4d", "masked_spt", 1))
+    assert h != config_hash(tiny_params, Cell("listops", "s4d", "masked_spt", 0, 0.5))
+
+    def changed(**update):
+        raw = tiny_params.model_dump()
+        for dotted, value in update.items():
+            node, *parts = [raw, *dotted.split("__")]
+            for part in parts[:-1]:
+                node = node[part]
+            node[parts[-1]] = value
+        return config_hash(parse_params(raw), cell)
+
+    assert changed(finetune__lr__s4d=0.01) != h
+    assert changed(pretrain__steps=7) != h
+    assert changed(tasks__listops__seed=5) != h
+    assert changed(archs__s4d__d_state=4) != h
+    assert changed(finetune__lr__transformer=0.5) == h  # another arch's learning rate
+    assert changed(grid__seeds=[0, 1, 2]) == h and changed(prefect__concurrency=4) == h
+
+
+def test_plan_skips_by_rule_and_takes_recorded_results(workdir, raw_params, monkeypatch):
+    raw_params["grid"].update(archs=["s4d", "transformer_causal"], inits=["scratch", "masked_spt"])
+    params = parse_params(raw_params)
+    recorded_cell = Cell("listops", "s4d", "scratch", 0)
+    record = {"status": "ok", "test_accuracy": 0.25, "run_id": "abc"}
+    store = {config_hash(params, recorded_cell): {"record": record, "data_sha256": "", "run_id": "abc"}}
+    monkeypatch.setattr(plan.tracking, "recorded", lambda experiment: store)
+    todo = plan.make(params)
+    assert todo.done == {recorded_cell: record}
+    assert set(todo.skipped) == {Cell("listops", "transformer_causal", "masked_spt", 0)}
+    assert todo.run == [Cell("listops", "s4d", "masked_spt", 0), Cell("listops", "transformer_causal", "scratch", 0)]
+    text = plan.describe(params, todo)
+    assert "done  listops-s4d-scratch-s0  (test accuracy 25.00%; run abc)" in text
+    assert "skip  listops-transformer_causal-masked_spt-s0  (masked_spt is for bidirectional models" in text
+    assert text.endswith("2 to run, 1 already recorded, 1 skipped " + text.split(" skipped ", 1)[1])
+
+    paths.meta_path("listops").parent.mkdir(parents=True)  # this machine's data differs from the record's
+    paths.meta_path("listops").write_text('{"sha256": {"train": "0000"}}')
+    store[config_hash(params, recorded_cell)]["data_sha256"] = "ffff"
+    assert recorded_cell in plan.make(params).run
+
+
+def test_grid_cli_rejects_what_cannot_run(workdir, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    assert main(["--params", str(path), "grid", "--concurrency", "0"]) == 2
+    assert "--concurrency 0: must be at least 1" in capsys.readouterr().err
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # no server (even if a test harness runs)
+        assert main(["--params", str(path), "grid", "--deployment", "arena-cell/gpu"]) == 2
+    assert "needs a Prefect server: set PREFECT_API_URL" in capsys.readouterr().err
