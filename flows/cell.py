@@ -14,8 +14,8 @@ from prefect import flow
 
 from components import paths
 from components.atomic import read_json
-from components.config import Params, load_params
-from components.grid import Cell
+from components.config import ConfigError, Params, load_params
+from components.grid import Cell, config_hash
 
 
 def ensure_data(params: Params, task: str) -> None:
@@ -31,10 +31,17 @@ def ensure_data(params: Params, task: str) -> None:
             materialize.run(params, task)
 
 
-def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id: str | None = None) -> dict[str, dict]:
-    """Pretrain `start` once, then finetune and evaluate it at each fraction: {cell name: metrics record}."""
+def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id: str | None = None,
+             expected: dict[str, str] | None = None) -> dict[str, dict]:
+    """Pretrain `start` once, then finetune and evaluate it at each fraction: {cell name: metrics record}.
+    `expected` ({fraction: config hash}, from the controller) must match this machine's settings."""
     from components.stages import evaluate, finetune, pretrain
 
+    for fraction, wanted in (expected or {}).items():
+        cell = Cell(start.task, start.arch, start.init, start.seed, float(fraction))
+        if (here := config_hash(params, cell)) != wanted:
+            raise ConfigError(f"{cell.name}: this worker's params give config {here}, the controller's {wanted}; "
+                              "run workers on the same commit and params.yaml (and profile) as the controller")
     ensure_data(params, start.task)
     pretrain.run(params, start, parent_run_id)
     results = {}
@@ -47,6 +54,7 @@ def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id:
 
 @flow(name="arena-cell", log_prints=True)
 def cell_flow(task: str, arch: str, init: str, seed: int, fractions: list[float] = [1.0],  # noqa: B006
-              params_path: str = "params.yaml", parent_run_id: str | None = None) -> dict[str, dict]:
+              params_path: str = "params.yaml", parent_run_id: str | None = None,
+              expected: dict[str, str] | None = None) -> dict[str, dict]:
     params = load_params(Path(params_path))
-    return run_unit(params, Cell(task, arch, init, seed), fractions, parent_run_id)
+    return run_unit(params, Cell(task, arch, init, seed), fractions, parent_run_id, expected)

@@ -31,15 +31,28 @@ def unit_here(params: Params, start: Cell, fractions: list[float], parent_run_id
 
 
 @task(name="unit-on-pool", cache_policy=NO_CACHE)
-def unit_on_pool(deployment: str, params_path: str, start: Cell, fractions: list[float], parent_run_id: str) -> dict:
+def unit_on_pool(deployment: str, params_path: str, start: Cell, fractions: list[float], parent_run_id: str,
+                 expected: dict[str, str]) -> dict:
     from prefect.deployments import run_deployment
 
     run = run_deployment(deployment, parameters={
         "task": start.task, "arch": start.arch, "init": start.init, "seed": start.seed, "fractions": fractions,
-        "params_path": params_path, "parent_run_id": parent_run_id}, as_subflow=True)
+        "params_path": params_path, "parent_run_id": parent_run_id, "expected": expected}, as_subflow=True)
     if not run.state.is_completed():
-        raise RuntimeError(f"{run.name} ended {run.state.name}: {run.state.message or 'no message'}")
+        raise RuntimeError(f"flow run {run.name} ({run.id}) ended {run.state.name}: {run.state.message or 'no message'}")
     return {}  # the worker's metrics files stay there; the records come back through MLflow
+
+
+def _require_workers(deployment: str) -> None:
+    """Fail at once, not after waiting forever, when no worker polls the deployment's pool."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        pool = client.read_deployment_by_name(deployment).work_pool_name
+        workers = client.read_workers_for_work_pool(pool)
+    if not any(str(getattr(w.status, "value", w.status)).upper() == "ONLINE" for w in workers):
+        raise RuntimeError(f"no worker is online for work pool '{pool}' (deployment {deployment}): start one with "
+                           f"`prefect worker start --pool {pool} --type process` (README, Prefect)")
 
 
 def _record_failure(cell: Cell, reason: str) -> None:
@@ -74,14 +87,20 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     if deployment is None:
         for t in sorted({c.task for c in todo.run}):
             ensure_data(params, t)
+    elif todo.run:
+        _require_workers(deployment)
 
     futures, queue = {}, list(todo.starts().items())
     while queue or any(not f.state.is_final() for f in futures.values()):
         running = [f for f in futures.values() if not f.state.is_final()]
         while queue and len(running) < concurrency:  # at most `concurrency` units at once
             start, fractions = queue.pop(0)
-            futures[start] = (unit_here.submit(params, start, fractions, grid_run) if deployment is None else
-                              unit_on_pool.submit(deployment, params_path, start, fractions, grid_run))
+            if deployment is None:
+                futures[start] = unit_here.submit(params, start, fractions, grid_run)
+            else:  # the worker checks its own settings give the same config hashes
+                hashes = {str(f): config_hash(params, Cell(start.task, start.arch, start.init, start.seed, f))
+                          for f in fractions}
+                futures[start] = unit_on_pool.submit(deployment, params_path, start, fractions, grid_run, hashes)
             running.append(futures[start])
         next(as_completed(running), None)
     wait(list(futures.values()))
