@@ -164,3 +164,11 @@ def recorded(experiment: str) -> dict[str, dict]:
         token = page.token
         if not token:
             return found
+
+
+def history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of one metric of a run, by step; [] when the store does not have the run."""
+    try:
+        return sorted((m.step, m.value) for m in _client().get_metric_history(run_id, key))
+    except MlflowException:
+        return []

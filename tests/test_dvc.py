@@ -40,7 +40,9 @@ def test_dvc_paths_match_components_paths():
     assert outs("evaluate") == [str(paths.metrics_path(cell))]
     assert str(paths.init_dir(cell)) in [render(d) for d in DVC["finetune"]["deps"]]
     assert str(paths.finetune_dir(cell)) in [render(d) for d in DVC["evaluate"]["deps"]]
-    assert outs("report") == [str(paths.report_dir() / "grid.csv"), str(paths.report_dir() / "grid.md")]
+    report = paths.report_dir()
+    assert outs("report") == [str(report / n) for n in ("grid.csv", "grid.md", "grid.html", "figures", "metrics.json")]
+    assert [next(iter(e)) for e in DVC["report"]["plots"]] == [str(report / "plots" / "learning_curves.csv")]
 
 
 def component_imports(path: Path, seen: set[Path]) -> set[str]:

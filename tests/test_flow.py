@@ -3,6 +3,7 @@ units fanned out under a concurrency bound, a failing cell that stops nothing el
 that trains only what is not recorded yet."""
 import contextlib
 import io
+import json
 import threading
 import time
 
@@ -34,6 +35,16 @@ def test_grid_flow_end_to_end_then_rerun_trains_nothing(workdir, raw_params, pre
     grid = pd.read_csv(paths.report_dir() / "grid.csv").set_index("init")
     assert sorted(grid.index) == ["causal_spt", "masked_spt", "scratch"]
     assert grid.loc["causal_spt", "status"] == "skipped 1/1" and grid.loc["scratch", "status"] == "ok"
+    report = paths.report_dir()  # the report: claims, the grid with the papers' numbers, figures, DVC files
+    page, md = (report / "grid.html").read_text(), (report / "grid.md").read_text()
+    assert "<h2 id=\"claims\">Claims</h2>" in page and "SPT beats scratch for Transformers" in page
+    assert "S4 59.60?" in md and "Not the papers' setting" in md
+    assert {"listops-heatmap.png", "listops-curves.png", "listops-s4d-kernels.png"} <= {
+        f.name for f in (report / "figures").iterdir()}
+    assert page.count("data:image/png;base64,") == 3
+    assert set(json.loads((report / "metrics.json").read_text())["listops"]) == {
+        "s4d/scratch/1", "s4d/masked_spt/1", "s4d/causal_spt/1"}
+    assert set(pd.read_csv(report / "plots" / "learning_curves.csv")["cell"]) == {"s4d · scratch", "s4d · masked_spt"}
 
     experiment = raw_params["tracking"]["experiment"]
     client = MlflowClient(tracking.tracking_uri())

@@ -1,25 +1,142 @@
-"""Build the comparison grid from every cell's metrics file: reports/grid.csv and reports/grid.md."""
+"""Build the report from every cell's metrics file: reports/grid.{csv,md,html}, the figures under
+reports/figures/, reports/metrics.json (for `dvc metrics show`) and the learning curves as
+reports/plots/learning_curves.csv (for `dvc plots show`). Learning curves come from MLflow and
+SSM kernels from the pretraining checkpoints, where this machine has them; a figure whose inputs
+are missing is left out, with a line saying so."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
+from components import figures as fig
 from components import paths
-from components.atomic import read_json, write_text
+from components.atomic import atomic_path, read_json, write_text
+from components.claims import check
 from components.config import Params
-from components.grid import cells
-from components.report import aggregate, render_markdown
+from components.document import Figure, to_markdown
+from components.grid import Cell, cells
+from components.html import to_html
+from components.references import load as load_references
+from components.report import aggregate, document
+
+FIGURES = "figures"
 
 
 def collect(params: Params) -> pd.DataFrame:
     return pd.DataFrame([read_json(paths.metrics_path(c)) for c in cells(params)])
 
 
+def setting_note(params: Params, task: str) -> str:
+    """How this task's setting differs from the papers' ("" when it does not)."""
+    cfg, notes = params.tasks[task], []
+    if cfg.source is None and getattr(cfg, "setting", None) != "paper":
+        if cfg.kind == "listops":
+            notes.append(f"ListOps of lengths {cfg.min_length}–{cfg.max_length} and depth {cfg.max_depth} with "
+                         f"{cfg.n_train:,} training rows (LRA: 500–2000, depth 10, 96,000)")
+        elif cfg.kind == "pathfinder":
+            notes.append(f"{cfg.n_train:,} training images (LRA: 160,000)")
+    if params.profile != "paper":
+        sizes = ", ".join(f"{a} d{params.archs[a].d_model}×{params.archs[a].n_layers}" for a in params.grid.archs
+                          if hasattr(params.archs[a], "d_model"))
+        notes.append(f"models at `{params.profile}` sizes ({sizes})" if sizes else f"`{params.profile}` profile")
+    return "; ".join(notes)
+
+
+def _histories(params: Params, results: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
+    from components import tracking
+
+    out = {}
+    for r in results[(results["task"] == task) & (results["status"] == "ok")].itertuples():
+        if getattr(r, "fraction", 1.0) == 1.0 and isinstance(getattr(r, "run_id", None), str):
+            points = tracking.history(r.run_id, "val_accuracy")
+            if points:
+                out[f"{r.arch} · {r.init}"] = pd.DataFrame(points, columns=["step", "value"])
+    return out
+
+
+def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
+    """{ssm arch: {init: per-layer max |kernel| curves}} from pretraining checkpoints on this machine."""
+    from components.models import build_backbone
+    from components.stages.common import load_meta
+    from components.training import checkpoint
+
+    out: dict[str, dict[str, list]] = {}
+    if not paths.meta_path(task).exists():
+        return out
+    meta = load_meta(task)
+    length = int(read_json(paths.meta_path(task))["length"]["train"]["max"])
+    for arch in params.grid.archs:
+        if params.archs[arch].kind not in ("s4d", "dlr"):
+            continue
+        for init in params.grid.inits:
+            kind = params.inits[init].kind
+            path = paths.init_dir(Cell(task, arch, init, params.grid.seeds[0])) / "backbone.pt"
+            if kind not in ("scratch", "masked_spt", "causal_spt") or params.inits[init].total_steps or not path.exists():
+                continue
+            backbone = build_backbone(params.archs[arch], len(meta["vocab"]), meta["pad_id"], 0)
+            backbone.load_state_dict(checkpoint.load(path)[0])
+            out.setdefault(arch, {})["scratch (init)" if kind == "scratch" else init] = fig.kernel_decay_curves(backbone, length)
+    return out
+
+
+def _las_arms(params: Params) -> dict[str, str]:
+    arms = {}
+    for a in params.grid.archs:
+        cfg = params.archs[a]
+        if cfg.kind == "transformer" and not cfg.causal and cfg.block_size is None:
+            arms[a] = f"vanilla ({a})"
+        elif cfg.kind in ("las", "las_chunk"):
+            arms[a] = ("smoothing only" if cfg.decay_max == 0 else "decay only" if cfg.pool == 1 else "LaS") + f" ({a})"
+    return arms
+
+
+def figures_for(params: Params, table: pd.DataFrame, results: pd.DataFrame, task: str) -> tuple[list[Figure], pd.DataFrame]:
+    """The task's figures, and its learning curves as rows (cell, step, val_accuracy)."""
+    out, curves = [], _histories(params, results, task)
+    drawn = [(f"{task}-heatmap", fig.heatmap(table, task), f"{task}: test accuracy (%) per architecture and initialization"),
+             (f"{task}-curves", fig.learning_curves(curves), f"{task}: validation accuracy during finetuning (MLflow)"),
+             (f"{task}-data", fig.data_efficiency(table, task), f"{task}: test accuracy against the share of labels"),
+             (f"{task}-las", fig.las_ablation(table, task, _las_arms(params)), f"{task}: LaS ablation, from scratch")]
+    for arch, curves_by_init in _kernels(params, task).items():
+        if len(curves_by_init) > 1:
+            drawn.append((f"{task}-{arch}-kernels", fig.kernel_decay(curves_by_init),
+                           f"{task}, {arch}: max |kernel| over channels against distance, per layer: the initial "
+                           "(HiPPO-style) kernels and those learned by self-pretraining (SPT paper, Figure 4)"))
+    out = [Figure(name, png, caption) for name, png, caption in drawn if png is not None]
+    rows = [{"cell": cell, "step": int(s), "val_accuracy": float(v)} for cell, df in curves.items()
+            for s, v in zip(df["step"], df["value"])]
+    return out, pd.DataFrame(rows, columns=["cell", "step", "val_accuracy"])
+
+
 def run(params: Params) -> list[Path]:
-    table = aggregate(collect(params))
+    results = collect(params)
+    table = aggregate(results)
     out = paths.report_dir()
-    csv, md = out / "grid.csv", out / "grid.md"
-    write_text(table.to_csv(index=False), csv)
-    write_text(render_markdown(table), md)
-    return [csv, md]
+    tasks = list(dict.fromkeys(table["task"]))
+    drawn, curves = {}, []
+    for task in tasks:
+        drawn[task], rows = figures_for(params, table, results, task)
+        curves.append(rows.assign(task=task))
+    from components import tracking
+
+    context = (f"Profile `{params.profile}`, {len(results)} cells, code {tracking.git_commit()}. "
+               f"Built by `arena report` from metrics/ and the MLflow store.")
+    blocks = document(table, check(table, params.archs, params.inits), load_references(),
+                      {t: setting_note(params, t) for t in tasks}, drawn, context)
+    written = []
+    for figures in drawn.values():
+        for f in figures:
+            with atomic_path(out / FIGURES / f"{f.name}.png") as tmp:
+                tmp.write_bytes(f.png)
+            written.append(out / FIGURES / f"{f.name}.png")
+    metrics = {t: {f"{r.arch}/{r.init}/{r.fraction:g}": (None if pd.isna(r.acc_mean) else round(float(r.acc_mean), 2))
+                   for r in table[table["task"] == t].itertuples()} for t in tasks}
+    files = {"grid.csv": table.to_csv(index=False), "grid.md": to_markdown(blocks, FIGURES),
+             "grid.html": to_html(blocks, "Comparison grid"), "metrics.json": json.dumps(metrics, indent=2) + "\n",
+             "plots/learning_curves.csv": pd.concat(curves).to_csv(index=False) if curves else "cell,step,val_accuracy\n"}
+    for name, text in files.items():
+        write_text(text, out / name)
+        written.append(out / name)
+    return written
