@@ -26,7 +26,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 repro: install            ## the full pipeline on params.yaml (DVC skips stages that are up to date)
 	dvc repro
 
-test: install             ## the test suite (CPU only, hermetic temp stores)
+test: install             ## the test suite (CPU only, hermetic temp stores); installs headless Chromium if missing
+	bash .ci/browsers.sh
 	$(BIN)/python -m pytest
 
 grid: install             ## the same grid as a Prefect flow (local mode)
