@@ -118,6 +118,10 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
             files = json.loads((tmp_path / "data" / task / "meta.json").read_text())["source"]["files"]
             assert files and all(len(digest) == 64 for digest in files.values())
     assert (tmp_path / "reports" / "grid.csv").exists()
+    shown = sh("dvc", "metrics", "show", "reports/metrics.json")  # the report's outputs work with DVC's views
+    assert "listops.s4d/masked_spt/1" in shown
+    assert "dvc_plots" in sh("dvc", "plots", "show", "-o", str(tmp_path / "dvc_plots"))
+    assert (tmp_path / "dvc_plots" / "index.html").exists()
     assert ran(sh("dvc", "repro")) == set()
     dag = sh("dvc", "dag", "--dot")  # each finetune hangs off its own pretraining
     assert '"pretrain@listops-s4d-masked_spt-0" -> "finetune@listops-s4d-masked_spt-0-1.0"' in dag
