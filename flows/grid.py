@@ -77,6 +77,9 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     concurrency = concurrency or params.prefect.concurrency
     deployment = deployment or params.prefect.deployment
     todo = planning.make(params)
+    units = todo.starts()
+    if deployment is not None and units:
+        _require_workers(deployment)
     grid_run = tracking.start_grid(params.tracking.experiment, f"grid-{params.profile}",
                                    {"profile": params.profile, "cells": str(len(cells(params))),
                                     "to_run": str(len(todo.run)), "deployment": deployment or "local"})
@@ -87,10 +90,8 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     if deployment is None:
         for t in sorted({c.task for c in todo.run}):
             ensure_data(params, t)
-    elif todo.run:
-        _require_workers(deployment)
 
-    futures, queue = {}, list(todo.starts().items())
+    futures, queue = {}, list(units.items())
     while queue or any(not f.state.is_final() for f in futures.values()):
         running = [f for f in futures.values() if not f.state.is_final()]
         while queue and len(running) < concurrency:  # at most `concurrency` units at once
@@ -110,7 +111,7 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     for start, future in futures.items():
         state = future.state
         outcome = state.result(raise_on_failure=False)
-        for fraction in todo.starts()[start]:
+        for fraction in units[start]:
             c = Cell(start.task, start.arch, start.init, start.seed, fraction)
             if not state.is_completed():
                 failed[c.name] = _one_line(outcome) if isinstance(outcome, BaseException) else state.name
