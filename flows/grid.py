@@ -22,7 +22,7 @@ from components.config import Params, load_params
 from components.grid import Cell, cells, config_hash
 from components.stages import plan as planning
 from components.stages import report, skip
-from flows.cell import ensure_data, run_unit
+from flows.cell import run_unit
 
 
 @task(name="unit", cache_policy=NO_CACHE)
@@ -87,9 +87,6 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
         skip.write("evaluate", c, "skipped", reason)
     for c, record in todo.done.items():
         write_json(record, paths.metrics_path(c))
-    if deployment is None:
-        for t in sorted({c.task for c in todo.run}):
-            ensure_data(params, t)
 
     futures, queue = {}, list(units.items())
     while queue or any(not f.state.is_final() for f in futures.values()):

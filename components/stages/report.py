@@ -66,7 +66,7 @@ def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
     if not paths.meta_path(task).exists():
         return out
     meta = load_meta(task)
-    length = int(read_json(paths.meta_path(task))["length"]["train"]["max"])
+    length = int(meta["length"]["train"]["max"])
     for arch in params.grid.archs:
         if params.archs[arch].kind not in ("s4d", "dlr"):
             continue
