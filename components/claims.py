@@ -1,13 +1,20 @@
-"""The papers' claims, each checked on the grid's numbers: holds, does not hold, or not run at
-this scale (an arm it needs is missing). Pure: the aggregated table and the arch settings in, one
-verdict per (claim, task) out. Differences are in accuracy points (mean over seeds)."""
+"""The papers' claims, each checked on the grid's per-seed numbers as a difference with a 95%
+interval (components/stats.py): paired by seed where both arms ran the same seeds, Welch's
+interval otherwise. The verdict is `holds` when the interval excludes the claim's margin on the
+claimed side, `contradicted` when it excludes it on the other, `inconclusive` otherwise; with the
+seeds that would resolve the observed difference at its spread. Pure: per-cell results in, one
+verdict per (claim, task, label fraction) out. Differences are in accuracy points."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-HOLDS, FAILS, NOT_RUN = "holds", "does not hold", "not run at this scale"
+from components import stats
+
+NOT_RUN = "not run"
 CLOSE = 2.0  # points: "comes close" (the SPT paper: DLR + SPT 83.4 vs S4 + SPT 84.5)
 
 
@@ -17,6 +24,12 @@ class Verdict:
     task: str
     verdict: str
     evidence: str
+    difference: float = math.nan
+    low: float = math.nan
+    high: float = math.nan
+    n: int = 0
+    method: str = ""
+    seeds_needed: int | None = None
 
 
 def _families(archs: dict) -> dict[str, list[str]]:
@@ -34,70 +47,82 @@ def _families(archs: dict) -> dict[str, list[str]]:
     return fam
 
 
-def _acc(rows: pd.DataFrame, arch: str, inits) -> tuple[str, float] | None:
-    """(init, accuracy) of the best of `inits` that finished for `arch`, or None."""
-    inits = [inits] if isinstance(inits, str) else list(inits)
-    got = rows[(rows["arch"] == arch) & rows["init"].isin(inits) & (rows["n_seeds"] > 0)]
-    if got.empty:
+def _arm(rows: pd.DataFrame, arch: str, init: str) -> pd.Series | None:
+    """Test accuracy (%) by seed of one arm; diverged or failed seeds are NaN (kept, and counted);
+    None when the arm has no finished seed."""
+    got = rows[(rows["arch"] == arch) & (rows["init"] == init)]
+    if got.empty or not (got["status"] == "ok").any():
         return None
-    best = got.loc[got["acc_mean"].idxmax()]
-    return best["init"], float(best["acc_mean"])
+    return got.set_index("seed")["acc"].where(got.set_index("seed")["status"] == "ok")
 
 
-def _pairs(rows, archs_a, init_a, archs_b, init_b):
-    """Every (arch_a, acc_a, arch_b, acc_b) where both arms finished."""
-    out = []
-    for a in archs_a:
-        for b in archs_b:
-            x, y = _acc(rows, a, init_a), _acc(rows, b, init_b)
-            if x and y:
-                out.append((a, x, b, y))
-    return out
+def difference(a: pd.Series, b: pd.Series) -> stats.Interval:
+    """a - b: paired by seed when both ran the same seeds, else Welch."""
+    if set(a.index) == set(b.index):
+        seeds = sorted(a.index)
+        return stats.paired(a[seeds].to_numpy(), b[seeds].to_numpy())
+    return stats.welch(a.to_numpy(), b.to_numpy())
 
 
-def _verdict(claim: str, task: str, comparisons: list[tuple[bool, str]]) -> Verdict:
-    if not comparisons:
-        return Verdict(claim, task, NOT_RUN, "the arms it compares are not in this grid")
-    ok = all(c for c, _ in comparisons)
-    return Verdict(claim, task, HOLDS if ok else FAILS, "; ".join(text for _, text in comparisons))
+def _lost(*arms: pd.Series) -> str:
+    bad = sum(int(s.isna().sum()) for s in arms)
+    return f"; {bad} seed run(s) diverged or failed, left out of the interval" if bad else ""
 
 
-def check(table: pd.DataFrame, archs: dict, inits: dict) -> list[Verdict]:
-    """One verdict per claim and task, from `aggregate()`'s table at label fraction 1.0. SPT arms
-    are the self-pretraining inits with their own budgets (the compute-tied ones answer another
-    question); an arch has at most one that applies (masked if bidirectional, causal if not)."""
-    SPT = [name for name, cfg in inits.items() if cfg.kind in ("masked_spt", "causal_spt") and cfg.total_steps is None]
+def _verdict(claim: str, task: str, label: str, ci: stats.Interval, margin: float, lost: str) -> Verdict:
+    v = stats.verdict(ci, margin)
+    need = stats.seeds_needed(ci, margin) if v == stats.INCONCLUSIVE else None
+    more = f"; ~{need} seeds would resolve it" if need and need > ci.n else ""
+    evidence = f"{label}: {ci.text()} ({ci.method}, {ci.n} seed{'s' * (ci.n != 1)}){more}{lost}"
+    return Verdict(claim, task, v, evidence, ci.estimate, ci.low, ci.high, ci.n, ci.method, need)
+
+
+def check(results: pd.DataFrame, archs: dict, inits: dict) -> list[Verdict]:
+    """One verdict per claim, comparison and (task, label fraction) from per-cell results (columns
+    task, arch, init, seed, fraction, status, test_accuracy). SPT arms are the self-pretraining inits
+    with their own budgets (compute-tied ones answer another question)."""
+    SPT = [n for n, c in inits.items() if c.kind in ("masked_spt", "causal_spt") and c.total_steps is None]
     fam, out = _families(archs), []
-    full = table[table["fraction"] == 1.0]
-    for task, rows in full.groupby("task", sort=False):
-        comps = []
-        for a in fam["transformer"]:
-            base, spt = _acc(rows, a, "scratch"), _acc(rows, a, SPT)
-            if base and spt:
-                d = spt[1] - base[1]
-                comps.append((d > 0, f"{a}: {spt[0]} {spt[1]:.2f} vs scratch {base[1]:.2f} ({d:+.2f})"))
-        out.append(_verdict("SPT beats scratch for Transformers", task, comps))
+    results = results.assign(acc=100.0 * pd.to_numeric(results.get("test_accuracy"), errors="coerce"),
+                             status=results.get("status", pd.Series("ok", index=results.index)).fillna("ok"))
+    for (task, fraction), rows in results.groupby(["task", "fraction"], sort=False):
+        where = task if fraction == 1.0 else f"{task} ({100 * fraction:g}% labels)"
+        found: dict[str, list[Verdict]] = {}
 
-        comps = []
+        def add(claim, label, a, b, margin=0.0, lost_from=()):
+            found.setdefault(claim, []).append(_verdict(claim, where, label, difference(a, b), margin,
+                                                        _lost(*lost_from) if lost_from else _lost(a, b)))
+
+        for t in fam["transformer"]:
+            for i in SPT:
+                if (a := _arm(rows, t, i)) is not None and (b := _arm(rows, t, "scratch")) is not None:
+                    add("SPT beats scratch for Transformers", f"{t}: {i} − scratch", a, b)
         for t in fam["transformer"]:
             for s in fam["ssm"]:
-                t0, s0, t1, s1 = (_acc(rows, t, "scratch"), _acc(rows, s, "scratch"), _acc(rows, t, SPT),
-                                  _acc(rows, s, SPT))
-                if t0 and s0 and t1 and s1:
-                    g0, g1 = s0[1] - t0[1], s1[1] - t1[1]
-                    comps.append((abs(g1) < abs(g0), f"{s} − {t}: {g0:+.2f} from scratch, {g1:+.2f} with SPT"))
-        out.append(_verdict("SPT narrows the Transformer–SSM gap", task, comps))
-
-        comps = [(y[1] > x[1], f"{b} {y[1]:.2f} vs {a} {x[1]:.2f} ({y[1] - x[1]:+.2f})")
-                 for a, x, b, y in _pairs(rows, fam["transformer"], "scratch", fam["las"], "scratch")]
-        out.append(_verdict("LaS beats the vanilla Transformer from scratch", task, comps))
-
-        comps = [(x[1] > y[1], f"{a}: frozen pretrained {x[1]:.2f} vs frozen random {y[1]:.2f} ({x[1] - y[1]:+.2f})")
-                 for a, x, b, y in _pairs(rows, fam["fpt"], "fpt_frozen", fam["fpt"], "fpt_random") if a == b]
-        out.append(_verdict("Frozen-pretrained beats frozen-random", task, comps))
-
-        comps = [(y[1] - x[1] >= -CLOSE, f"{b} + SPT {y[1]:.2f} vs {a} + SPT {x[1]:.2f} ({y[1] - x[1]:+.2f}; "
-                                          f"close = within {CLOSE:g} points)")
-                 for a, x, b, y in _pairs(rows, fam["ssm"], SPT, fam["ssm_rand"], SPT)]
-        out.append(_verdict("Unstructured SSMs with SPT come close to structured ones with SPT", task, comps))
+                for i in SPT:
+                    arms_ = [_arm(rows, s, "scratch"), _arm(rows, t, "scratch"), _arm(rows, s, i), _arm(rows, t, i)]
+                    if any(x is None for x in arms_) or len({frozenset(x.index) for x in arms_}) != 1:
+                        continue
+                    g0, g1 = arms_[0] - arms_[1], arms_[2] - arms_[3]  # the SSM's lead, per seed
+                    sign = 1.0 if np.nanmean(g0) >= 0 else -1.0
+                    add("SPT narrows the Transformer–SSM gap", f"{s} − {t}: gap from scratch minus gap with {i} "
+                        f"(oriented so > 0 narrows; scratch gap {np.nanmean(g0):+.2f})", sign * g0, sign * g1,
+                        lost_from=arms_)
+        for t in fam["transformer"]:
+            for a_name in fam["las"]:
+                if (a := _arm(rows, a_name, "scratch")) is not None and (b := _arm(rows, t, "scratch")) is not None:
+                    add("LaS beats the vanilla Transformer from scratch", f"{a_name} − {t}", a, b)
+        for f in fam["fpt"]:
+            if (a := _arm(rows, f, "fpt_frozen")) is not None and (b := _arm(rows, f, "fpt_random")) is not None:
+                add("Frozen-pretrained beats frozen-random", f"{f}: fpt_frozen − fpt_random", a, b)
+        for s in fam["ssm"]:
+            for r in fam["ssm_rand"]:
+                for i in SPT:
+                    if (a := _arm(rows, r, i)) is not None and (b := _arm(rows, s, i)) is not None:
+                        add("Unstructured SSMs with SPT come close to structured ones with SPT",
+                            f"{r} − {s} with {i} (close: above −{CLOSE:g})", a, b, margin=-CLOSE)
+        for claim in ("SPT beats scratch for Transformers", "SPT narrows the Transformer–SSM gap",
+                      "LaS beats the vanilla Transformer from scratch", "Frozen-pretrained beats frozen-random",
+                      "Unstructured SSMs with SPT come close to structured ones with SPT"):
+            out += found.get(claim) or [Verdict(claim, where, NOT_RUN, "the arms it compares are not in this grid")]
     return out

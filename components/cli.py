@@ -28,6 +28,9 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)"),
                        ("finetune", "finetune a cell"), ("evaluate", "test a finetuned cell")):
         _cell_args(sub.add_parser(name, help=text), fraction=name != "pretrain")
+    tune = sub.add_parser("tune", help="run an arm's tuning trials (validation only) and select its settings")
+    for flag in ("--task", "--arch", "--init"):
+        tune.add_argument(flag, required=True)
     sub.add_parser("report", help="build reports/grid.{md,csv}")
     grid = sub.add_parser("grid", help="run the whole grid as a Prefect flow")
     grid.add_argument("--dry-run", action="store_true", help="list the cells that would run, are recorded, or are skipped")
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 from components.stages import plan
 
-                print(plan.describe(params, plan.make(params)))
+                print(plan.describe(params))
                 return 0
             from prefect.settings import get_current_settings
 
@@ -79,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"arena: grid {state.name}: {state.message}", file=sys.stderr)
                 return 1
             return 0
-        if args.command in ("pretrain", "finetune", "evaluate"):
+        if args.command in ("pretrain", "finetune", "evaluate", "tune"):
             cell = _cell(params, args)
             from components.stages import skip  # cheap: a skipped cell never imports torch
 
-            if (blocked := skip.upstream(params, args.command, cell)) is not None:
+            if args.command != "tune" and (blocked := skip.upstream(params, args.command, cell)) is not None:
                 print(skip.write(args.command, cell, *blocked))
                 return 0
         import importlib  # only the stage that runs: the report's plotting stack stays out of training starts
@@ -91,10 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         stage = importlib.import_module(f"components.stages.{args.command}")
         if args.command == "materialize":
             print(stage.run(params, args.task, args.source))
+        elif args.command == "tune":
+            print(stage.run(params, args.task, args.arch, args.init))
         elif args.command == "report":
             print(*stage.run(params), sep="\n")
         else:
-            print(stage.run(params, cell))
+            from components.stages.tune import resolve  # the arm's selected settings, when tuning is on
+
+            print(stage.run(resolve(params, cell), cell))
     except (ConfigError, SourceError, FileNotFoundError) as err:
         print(f"arena: error: {err}", file=sys.stderr)
         return 2
@@ -109,6 +116,8 @@ def _cell(params, args):
         if value not in known:
             raise ConfigError(f"{flag} {value}: not defined in params ({', '.join(sorted(known))})")
     fraction = getattr(args, "fraction", 1.0)
+    if args.command == "tune":
+        return Cell(args.task, args.arch, args.init, params.tuning.seed, 1.0, 0)
     if not 0 < fraction <= 1:
         raise ConfigError(f"--fraction {fraction}: must be in (0, 1]")
     return Cell(args.task, args.arch, args.init, args.seed, fraction)

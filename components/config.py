@@ -158,6 +158,18 @@ class MnistCfg(_TaskCfg):
     mask_ratio: float = Field(0.50, gt=0, lt=1)
 
 
+class DigitsCfg(_TaskCfg):
+    """scikit-learn's bundled handwritten digits (1,797 real 8x8 images, 17 gray levels; no
+    download): the cheapest real-data task on which self-pretraining visibly helps a Transformer at
+    CPU scale (calibration). A seeded split of `n_val` and `n_test` images; the rest train."""
+
+    kind: Literal["digits"] = "digits"
+    n_train: Optional[int] = Field(None, ge=1)  # None: every image not in val or test (1,200)
+    n_val: int = Field(297, ge=1)
+    n_test: int = Field(300, ge=1)
+    mask_ratio: float = Field(0.50, gt=0, lt=1)
+
+
 class RemoteHomologyCfg(_TaskCfg):
     """TAPE remote homology (fold classification, 1,195 folds) from its JSON files."""
 
@@ -168,7 +180,7 @@ class RemoteHomologyCfg(_TaskCfg):
 
 
 TaskCfg = Annotated[Union[ListOpsCfg, PathfinderCfg, BitMemoryCfg, BitXORCfg, ImdbCfg, AanCfg, Cifar10Cfg, MnistCfg,
-                          RemoteHomologyCfg], Field(discriminator="kind")]
+                          DigitsCfg, RemoteHomologyCfg], Field(discriminator="kind")]
 # Kinds the grid cannot train yet: they need a two-document (retrieval) head or per-bit outputs.
 UNTRAINABLE = {"aan": "a two-document retrieval head", "bit_memory": "per-bit outputs", "bit_xor": "per-bit outputs"}
 
@@ -419,6 +431,50 @@ class PrefectCfg(Frozen):
     deployment: Optional[str] = None  # "arena-cell/<name>" (prefect.yaml) sends units to a work pool
 
 
+TUNABLE = ("lr", "weight_decay", "warmup_steps", "grad_clip")  # per phase: pretrain.<name>, finetune.<name>
+
+
+class Range(Frozen):
+    """One dimension of the search space: uniform in [low, high], or log-uniform (`log`);
+    `integer` rounds the drawn value."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="after")
+    def _order(self):
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got {self.low})")
+        return self
+
+
+class TuningCfg(Frozen):
+    """The tuning budget, the same for every (task, arch, init) arm: `trials` quasi-random points
+    of `space` (scrambled Sobol, seeded by `seed`), identical for every arm; each trial trains on the
+    seed `seed` and is scored on validation data; the best (`metric`, ties to the lower trial) then
+    runs on every grid seed. `trials: 1` is no tuning: the shared defaults of pretrain/finetune."""
+
+    trials: int = Field(1, ge=1)
+    seed: int = 1000
+    metric: Literal["val_accuracy"] = "val_accuracy"
+    space: dict[str, Range] = {}
+
+    @model_validator(mode="after")
+    def _space(self):
+        for key in self.space:
+            phase, _, name = key.partition(".")
+            if phase not in ("pretrain", "finetune") or name not in TUNABLE:
+                raise ValueError(f"space.{key}: not tunable; use pretrain.<name> or finetune.<name> with name in "
+                                 f"{list(TUNABLE)}")
+        if self.trials > 1 and not self.space:
+            raise ValueError(f"trials: {self.trials} needs a search space (space is empty)")
+        return self
+
+
 class Params(Frozen):
     tasks: dict[str, TaskCfg]
     archs: dict[str, ArchCfg]
@@ -428,6 +484,7 @@ class Params(Frozen):
     grid: GridCfg
     tracking: TrackingCfg = TrackingCfg()
     prefect: PrefectCfg = PrefectCfg()
+    tuning: TuningCfg = TuningCfg()
     profile: str = "custom"  # the profile last applied (`arena profile NAME`)
     profiles: dict[str, dict[str, Any]] = {}  # NAME: {dotted.key: value}; every profile sets the same keys
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -456,6 +513,9 @@ class Params(Frozen):
             for arch in cfg.steps_by_arch:
                 if arch not in self.archs:
                     raise ValueError(f"{phase}.steps_by_arch: '{arch}' is not defined (known: {sorted(self.archs)})")
+        if self.tuning.trials > 1 and self.tuning.seed in self.grid.seeds:
+            raise ValueError(f"tuning.seed: {self.tuning.seed} is also in grid.seeds; trials train on their own "
+                             "seed so that the reported seeds are fresh runs of the selected configuration")
         _check_profiles(self)
         for i, rule in enumerate(self.grid.exclude):
             for key, names, known in (("task", rule.task, self.tasks), ("arch", rule.arch, self.archs),

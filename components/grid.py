@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from components.config import LANGUAGE_PRETRAINED, FROZEN, ArchCfg, InitCfg, Params
@@ -19,20 +19,45 @@ class Cell:
     init: str
     seed: int
     fraction: float = 1.0  # share of the labelled training rows used for finetuning
+    trial: Optional[int] = None  # a tuning trial (seed = tuning.seed, validated only), or a grid cell
 
     @property
     def name(self) -> str:
         suffix = "" if self.fraction == 1.0 else f"-f{self.fraction}"
-        return f"{self.task}-{self.arch}-{self.init}-s{self.seed}{suffix}"
+        trial = "" if self.trial is None else f"-trial{self.trial}"
+        return f"{self.task}-{self.arch}-{self.init}{trial}-s{self.seed}{suffix}"
+
+    def at(self, fraction: float) -> "Cell":
+        return replace(self, fraction=fraction)
+
+    @property
+    def start(self) -> "Cell":
+        """The pretraining start this cell finetunes from (pretraining sees every training row)."""
+        return Cell(self.task, self.arch, self.init, self.seed, 1.0, self.trial)
 
     def tags(self) -> dict[str, str]:
-        return {"task": self.task, "arch": self.arch, "init": self.init, "seed": str(self.seed),
+        tags = {"task": self.task, "arch": self.arch, "init": self.init, "seed": str(self.seed),
                 "fraction": str(self.fraction)}
+        return tags if self.trial is None else {**tags, "trial": str(self.trial)}
 
 
 def cells(params: Params) -> list[Cell]:
     g = params.grid
     return [Cell(*c) for c in itertools.product(g.tasks, g.archs, g.inits, g.seeds, g.fractions)]
+
+
+def arms(params: Params) -> list[tuple[str, str, str]]:
+    """(task, arch, init): what gets one tuning budget and one selected configuration."""
+    g = params.grid
+    return list(itertools.product(g.tasks, g.archs, g.inits))
+
+
+def trial_cells(params: Params, task: str, arch: str, init: str) -> list[Cell]:
+    """The arm's tuning trials (none without tuning), every fraction of each."""
+    if params.tuning.trials == 1:
+        return []
+    return [Cell(task, arch, init, params.tuning.seed, f, t)
+            for t in range(params.tuning.trials) for f in params.grid.fractions]
 
 
 def is_causal(arch: ArchCfg) -> bool:
@@ -71,15 +96,18 @@ def _phase(cfg, arch: str) -> dict:
 
 def config(params: Params, cell: Cell) -> dict:
     """Every setting a cell's result depends on, resolved (the same keys its DVC stages track)."""
+    from components.versioning import code_version
+
     return {"cell": {"task": cell.task, "arch": cell.arch, "init": cell.init, "seed": cell.seed,
-                     "fraction": cell.fraction},
+                     "fraction": cell.fraction, "trial": cell.trial}, "code": code_version(),
             "task": params.tasks[cell.task].model_dump(), "arch": params.archs[cell.arch].model_dump(),
             "init": params.inits[cell.init].model_dump(), "pretrain": _phase(params.pretrain, cell.arch),
             "finetune": _phase(params.finetune, cell.arch), "bf16": params.bf16, "compile": params.compile}
 
 
 def config_hash(params: Params, cell: Cell) -> str:
-    """16 hex digits naming a cell's resolved configuration: a re-run of the grid skips a cell
-    whose result is recorded under the same hash (and the same data), whatever its name."""
+    """16 hex digits naming a cell's resolved configuration and the code version: a re-run of the
+    grid skips a cell whose result is recorded under the same hash (and the same data fingerprint),
+    whatever its name. `params` must be the cell's resolved settings (after tuning's selection)."""
     blob = json.dumps(config(params, cell), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -29,24 +29,45 @@ def card_paths(task: str) -> tuple[Path, Path]:
     return Path("reports") / "data" / f"{task}.md", Path("reports") / "data" / f"{task}.png"
 
 
+def tuning_dir(task: str, arch: str, init: str) -> Path:
+    """An arm's tuning: trial<t>/{init,frac<f>,frac<f>.json} and selection.json (one DVC output)."""
+    return Path("artifacts") / "tuning" / task / arch / init
+
+
+def selection_path(task: str, arch: str, init: str) -> Path:
+    return tuning_dir(task, arch, init) / "selection.json"
+
+
+def _trial(cell: Cell) -> Path:
+    return tuning_dir(cell.task, cell.arch, cell.init) / f"trial{cell.trial}"
+
+
 def init_dir(cell: Cell) -> Path:
     """Starting weights of a cell: random, language-pretrained, or the best self-pretraining
     checkpoint. Pretraining always sees all training rows, so the label fraction is not part of it."""
+    if cell.trial is not None:
+        return _trial(cell) / "init"
     return Path("artifacts") / "init" / cell.task / cell.arch / cell.init / f"seed{cell.seed}"
 
 
 def finetune_dir(cell: Cell) -> Path:
+    if cell.trial is not None:
+        return _trial(cell) / f"frac{cell.fraction}"
     return Path("artifacts") / "finetune" / cell.task / cell.arch / cell.init / f"seed{cell.seed}" / f"frac{cell.fraction}"
 
 
 def metrics_path(cell: Cell) -> Path:
+    """A cell's record; a trial's (validation only) lives with its arm's tuning."""
+    if cell.trial is not None:
+        return _trial(cell) / f"frac{cell.fraction}.json"
     return Path("metrics") / cell.task / cell.arch / cell.init / f"seed{cell.seed}" / f"frac{cell.fraction}.json"
 
 
 def resume_dir(phase: str, cell: Cell) -> Path:
     """Periodic training state of an unfinished phase (outside DVC outputs, which DVC deletes
     before it runs a stage); removed when the phase completes."""
-    return (Path("artifacts") / "resume" / phase / cell.task / cell.arch / cell.init / f"seed{cell.seed}"
+    trial = "" if cell.trial is None else f"trial{cell.trial}-"
+    return (Path("artifacts") / "resume" / phase / cell.task / cell.arch / cell.init / f"{trial}seed{cell.seed}"
             / f"frac{cell.fraction}")
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from components.claims import Verdict
+from components import stats
+from components.claims import NOT_RUN, Verdict
 from components.document import Block, Bullets, Figure, Heading, Paragraph, Table
 
 KEYS = ["task", "arch", "init", "fraction"]
 NUMBERS = ["test_accuracy", "val_accuracy", "params_trainable", "params_total", "pretrain_steps",
-           "finetune_steps", "finetune_seconds", "pretrain_seconds", "device"]
+           "finetune_steps", "finetune_seconds", "pretrain_seconds", "device", "pretrain_tokens", "finetune_tokens",
+           "state_size", "flops_per_token", "derived_by", "seed"]
 
 
 def _status(statuses: pd.Series) -> str:
@@ -26,7 +28,8 @@ def _status(statuses: pd.Series) -> str:
 
 def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, arch, init, fraction) from one row per cell (a seed).
-    Accuracies are in percent; std is the sample std over finished seeds (NaN for one seed)."""
+    Accuracies are in percent; std is the sample std over finished seeds (NaN for one seed), and
+    [acc_low, acc_high] the 95% t interval of the mean (NaN below two seeds)."""
     results = results.copy()
     for col in NUMBERS + ["status", "reason"]:
         if col not in results:
@@ -38,10 +41,13 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     for key, g in results.groupby(KEYS, sort=False):
         done = g[g["status"] == "ok"]
         notes = g.loc[g["status"] != "ok", "reason"].dropna().unique()
+        ci = stats.mean_ci(done["acc"].to_numpy(dtype=float))
         rows.append({**dict(zip(KEYS, key)), "status": _status(g["status"]), "n_seeds": len(done),
-                     "acc_mean": done["acc"].mean(), "acc_std": done["acc"].std(), "val_acc_mean": done["val"].mean(),
+                     "acc_mean": done["acc"].mean(), "acc_std": done["acc"].std(), "acc_low": ci.low, "acc_high": ci.high,
+                     "val_acc_mean": done["val"].mean(),
                      **{c: (done[c].iloc[0] if len(done) else pd.NA) for c in
-                        ("params_trainable", "params_total", "pretrain_steps", "finetune_steps")},
+                        ("params_trainable", "params_total", "pretrain_steps", "finetune_steps", "state_size",
+                         "flops_per_token", "derived_by")},
                      "pretrain_seconds": pd.to_numeric(done["pretrain_seconds"], errors="coerce").sum() if len(done) else pd.NA,
                      "finetune_seconds": pd.to_numeric(done["finetune_seconds"], errors="coerce").sum() if len(done) else pd.NA,
                      "device": ", ".join(sorted(done["device"].dropna().astype(str).unique())) if len(done) else "",
@@ -50,8 +56,58 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
     scratch = table[table["init"] == "scratch"].set_index(["task", "arch", "fraction"])["acc_mean"]
     table["delta_vs_scratch"] = [row.acc_mean - scratch.get((row.task, row.arch, row.fraction), float("nan"))
                                  for row in table.itertuples()]
-    return table.round({"acc_mean": 2, "acc_std": 2, "val_acc_mean": 2, "delta_vs_scratch": 2,
+    return table.round({"acc_mean": 2, "acc_std": 2, "acc_low": 2, "acc_high": 2, "val_acc_mean": 2, "delta_vs_scratch": 2,
                         "pretrain_seconds": 1, "finetune_seconds": 1})
+
+
+ARM = ["task", "arch", "init"]
+
+
+def _spent(records: pd.DataFrame) -> pd.DataFrame:
+    """Steps, tokens and seconds per training start (a seed or a trial): its pretraining once, plus
+    the finetuning of each of its label fractions. Rows that did not finish count nothing."""
+    r = records.copy()
+    for c in ("pretrain_steps", "pretrain_tokens", "pretrain_seconds", "finetune_steps", "finetune_tokens",
+              "finetune_seconds", "trial", "status"):
+        if c not in r:
+            r[c] = pd.NA
+    r["status"] = r["status"].fillna("ok")
+    r = r[r["status"] == "ok"]
+    num = lambda s: pd.to_numeric(s, errors="coerce").fillna(0)  # noqa: E731
+    r = r.assign(trial=r["trial"].fillna(-1), **{c: num(r[c]) for c in r.columns if c.endswith(("_steps", "_tokens", "_seconds"))})
+    g = r.groupby(ARM + ["seed", "trial"], sort=False)
+    return pd.DataFrame({
+        "steps": g["pretrain_steps"].first() + g["finetune_steps"].sum(),
+        "tokens": g["pretrain_tokens"].first() + g["finetune_tokens"].sum(),
+        "seconds": g["pretrain_seconds"].first() + g["finetune_seconds"].sum()}).reset_index()
+
+
+def budget(results: pd.DataFrame, trials: pd.DataFrame, selections: dict[tuple, dict]) -> pd.DataFrame:
+    """What each (task, arch, init) arm received: its tuning trials (steps, tokens, wall time of
+    training), then per grid seed; pretraining counts toward the arm that uses it."""
+    rows, grid, tuned = [], _spent(results), _spent(trials) if len(trials) else None
+    for key, g in results.groupby(ARM, sort=False):
+        sel = selections.get(key, {})
+        if sel.get("status") == "skipped" or (g.get("status", pd.Series(["ok"])) == "skipped").all():
+            continue
+        t = tuned[(tuned[ARM] == list(key)).all(axis=1)] if tuned is not None else pd.DataFrame()
+        s = grid[(grid[ARM] == list(key)).all(axis=1)]
+        chosen = sel.get("selected")
+        pretrains = "pretrain_steps" in g and (pd.to_numeric(g["pretrain_steps"], errors="coerce").fillna(0) > 0).any()
+        shown = {k: v for k, v in (sel.get("values") or {}).items() if pretrains or not k.startswith("pretrain.")}
+        rows.append({**dict(zip(ARM, key)), "trials": sel.get("trials", 1), "trials_finished": len(t),
+                     "selected": "defaults" if sel.get("trials", 1) == 1 else
+                     ("none finished" if chosen is None else f"trial {chosen}: " +
+                      ", ".join(f"{k} {v:g}" for k, v in shown.items())),
+                     "tuning_steps": t["steps"].sum() if len(t) else 0, "tuning_tokens": t["tokens"].sum() if len(t) else 0,
+                     "tuning_seconds": t["seconds"].sum() if len(t) else 0.0, "seeds": len(s),
+                     "steps_per_seed": s["steps"].mean() if len(s) else pd.NA,
+                     "tokens_per_seed": s["tokens"].mean() if len(s) else pd.NA,
+                     "seconds_per_seed": s["seconds"].mean() if len(s) else pd.NA,
+                     "total_steps": (t["steps"].sum() if len(t) else 0) + s["steps"].sum(),
+                     "total_tokens": (t["tokens"].sum() if len(t) else 0) + s["tokens"].sum(),
+                     "total_seconds": (t["seconds"].sum() if len(t) else 0.0) + s["seconds"].sum()})
+    return pd.DataFrame(rows)
 
 
 def _fmt(x, signed: bool = False) -> str:
@@ -88,40 +144,92 @@ def paper_numbers(refs: pd.DataFrame, task: str, arch: str, init: str) -> str:
                      f"({PAPER[r.paper]} {r.table})" for r in found.itertuples())
 
 
+def _budget_blocks(b: pd.DataFrame, tuning_note: str) -> list[Block]:
+    if b is None or not len(b):
+        return []
+    body = [[r.task, r.arch, r.init, f"{r.trials_finished}/{r.trials}" if r.trials > 1 else "1 (no tuning)", r.selected,
+             _count(r.tuning_steps), _count(r.tuning_tokens), _seconds(r.tuning_seconds), str(r.seeds),
+             _count(r.steps_per_seed), _count(r.tokens_per_seed), _seconds(r.seconds_per_seed),
+             _count(r.total_steps), _count(r.total_tokens), _seconds(r.total_seconds)] for r in b.itertuples()]
+    uneven = b[b["trials_finished"] != b["trials"]] if (b["trials"] > 1).any() else b[:0]
+    blocks = [Heading("Tuning budget", 2), Paragraph(tuning_note),
+              Table(["task", "arch", "init", "trials (finished/declared)", "selected", "tuning steps", "tuning tokens",
+                     "tuning time", "seeds", "steps / seed", "tokens / seed", "time / seed", "total steps",
+                     "total tokens", "total time"], body,
+                    [False, False, False, True, False] + [True] * 10)]
+    if len(uneven):
+        blocks.append(Paragraph("**Unequal budget:** " + ", ".join(f"{r.arch} × {r.init} on {r.task} finished "
+                                                                   f"{r.trials_finished} of {r.trials} trials"
+                                                                   for r in uneven.itertuples())
+                                + " (a trial that diverged or failed counts against its arm)."))
+    return blocks
+
+
+def _acc_text(r) -> str:
+    text = _fmt(r.acc_mean) + ("" if pd.isna(r.acc_std) else f" ± {r.acc_std:.2f}")
+    if not pd.isna(getattr(r, "acc_low", float("nan"))):
+        text += f" [{r.acc_low:.2f}, {r.acc_high:.2f}]"
+    return text
+
+
+def _derived(x, flops: bool = False) -> str:
+    if x is None or pd.isna(x):
+        return "–"
+    return f"{x / 1e6:.2f} M" if flops and x >= 1e6 else f"{x / 1e3:.1f} k" if flops else f"{int(x):,}"
+
+
 def document(table: pd.DataFrame, verdicts: list[Verdict], refs: pd.DataFrame, settings: dict[str, str],
-             figures: dict[str, list[Figure]], context: str) -> list[Block]:
-    """The report: claims, then per task the grid with the papers' numbers and its figures.
-    `settings[task]` says how our setting differs from the papers' ("" when it does not);
-    `figures[task]` are drawn under the task's table; `context` is a line on what ran where."""
+             figures: dict[str, list[Figure]], context: str, budget_table: pd.DataFrame | None = None,
+             tuning_note: str = "") -> list[Block]:
+    """The report: claims with intervals, the tuning budget, then per task the grid with the papers'
+    numbers and its figures. `settings[task]` says how our setting differs from the papers' ("" when
+    it does not); `figures[task]` are drawn under the task's table; `context` is a line on what ran where."""
+    shown = [v for v in verdicts if v.verdict != NOT_RUN]
+    absent = sorted({v.claim for v in verdicts if v.verdict == NOT_RUN} - {v.claim for v in shown})
+    versions = sorted({str(v) for v in table.get("derived_by", pd.Series(dtype=object)).dropna()})
     blocks: list[Block] = [
         Heading("Comparison grid", 1),
         Paragraph(context),
-        Paragraph("Test accuracy (%) at the best-validation checkpoint, mean ± std over seeds; Δ is the change "
-                  "against `scratch` for the same task, architecture and label fraction. **paper** is the published "
-                  "number for the same cell (`?`: the project's notes could not verify it; `S4`: the paper ran S4, "
-                  "we run S4D). Cells that did not run say why."),
+        Paragraph("Test accuracy (%) at the best-validation checkpoint: mean ± std over seeds [95% t interval of "
+                  "the mean]; Δ is the change against `scratch` for the same task, architecture and label fraction. "
+                  "**paper** is the published number for the same cell (`?`: the project's notes could not verify "
+                  "it; `S4`: the paper ran S4, we run S4D). Cells that did not run say why."),
         Heading("Claims", 2),
-        Paragraph("Each claim of the three papers, computed from this grid (mean over seeds; no intervals yet)."),
-        Table(["claim", "task", "verdict", "evidence"], [[v.claim, v.task, f"**{v.verdict}**", v.evidence]
-                                                         for v in verdicts]),
+        Paragraph("Each claim of the three papers as a difference in test accuracy points with its 95% interval: "
+                  "paired by seed where both arms ran the same seeds (same data order and initialization seed), "
+                  "Welch's interval otherwise. **holds**: the interval excludes the claim's margin on the claimed "
+                  "side; **contradicted**: it excludes it on the other side; **inconclusive**: neither (with the "
+                  "seeds that would resolve the observed difference at its spread, 95% confidence and 80% power)."),
+        Table(["claim", "task", "verdict", "difference [95% CI] and evidence"],
+              [[v.claim, v.task, f"**{v.verdict}**", v.evidence] for v in shown]),
     ]
+    if absent:
+        blocks.append(Paragraph("Not run at this grid's arms: " + "; ".join(absent) + "."))
+    blocks += _budget_blocks(budget_table, tuning_note)
+    if versions:
+        blocks.append(Paragraph(f"Derived metrics (state size: real numbers a recurrent layer carries per sequence, "
+                                f"– where the state grows with length; FLOPs per token: forward matrix products and "
+                                f"attention at the task's mean test length, FFTs not counted) computed by code "
+                                f"version {', '.join(versions)} (components/versioning.py)."))
     for task, rows in table.groupby("task", sort=False):
         blocks.append(Heading(task, 2))
         if settings.get(task):
             blocks.append(Paragraph(f"**Not the papers' setting:** {settings[task]}. Compare trends, not levels."))
         body = []
         for r in rows[rows["n_seeds"] > 0].itertuples():
-            acc = _fmt(r.acc_mean) + ("" if pd.isna(r.acc_std) else f" ± {r.acc_std:.2f}")
+            acc = _acc_text(r)
             if r.status != "ok":
                 acc += f" ({r.status}: {r.note})"
             body.append([r.arch, r.init, f"{100 * r.fraction:g}%", str(r.n_seeds), acc, _fmt(r.delta_vs_scratch, True),
                          paper_numbers(refs, task, r.arch, r.init), _fmt(r.val_acc_mean),
                          f"{_count(r.params_trainable)} / {_count(r.params_total)}",
+                         _derived(getattr(r, "state_size", None)), _derived(getattr(r, "flops_per_token", None), True),
                          f"{_count(r.pretrain_steps)} + {_count(r.finetune_steps)}",
                          _seconds((r.pretrain_seconds or 0) + (r.finetune_seconds or 0)), r.device or "–"])
         blocks.append(Table(["arch", "init", "labels", "seeds", "test acc", "Δ vs scratch", "paper", "val acc",
-                             "trainable / total params", "steps (pretrain + finetune)", "train time", "device"], body,
-                            [False, False, True, True, True, True, False, True, True, True, True, False]))
+                             "trainable / total params", "state size", "FLOPs / token", "steps (pretrain + finetune)",
+                             "train time", "device"], body,
+                            [False, False, True, True, True, True, False, True, True, True, True, True, True, False]))
         missing = rows[rows["n_seeds"] == 0]
         if len(missing):
             items = []

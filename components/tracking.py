@@ -131,10 +131,14 @@ def resume_run(run_id: str) -> Tracker:
     return Tracker(_client(), run_id)
 
 
-def start_grid(experiment: str, run_name: str, tags: dict[str, str]) -> str:
-    """The parent run of one grid launch; its cells' runs name it as `parent_run_id`."""
+def start_grid(experiment: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None,
+               stage: str = "grid") -> str:
+    """A parent run left open while its children run: one grid launch (its cells' runs name it as
+    `parent_run_id`), or one arm's tuning (stage=tune, the parent of its trials' runs)."""
     client = _client()
-    tags = {**tags, "stage": "grid", "git_commit": git_commit()}
+    tags = {**tags, "stage": stage, "git_commit": git_commit()}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
     return client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id
 
 

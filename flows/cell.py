@@ -32,13 +32,16 @@ def ensure_data(params: Params, task: str) -> None:
 
 
 def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id: str | None = None,
-             expected: dict[str, str] | None = None) -> dict[str, dict]:
+             expected: dict[str, str] | None = None, values: dict[str, float] | None = None) -> dict[str, dict]:
     """Pretrain `start` once, then finetune and evaluate it at each fraction: {cell name: metrics record}.
-    `expected` ({fraction: config hash}, from the controller) must match this machine's settings."""
+    `values` are the tuned settings the controller chose for it (a trial's candidate or the arm's
+    selection); `expected` ({fraction: config hash}, from the controller) must match this machine's."""
+    from components import tuning
     from components.stages import evaluate, finetune, pretrain
 
+    params = tuning.apply(params, start.arch, values or {})
     for fraction, wanted in (expected or {}).items():
-        cell = Cell(start.task, start.arch, start.init, start.seed, float(fraction))
+        cell = start.at(float(fraction))
         if (here := config_hash(params, cell)) != wanted:
             raise ConfigError(f"{cell.name}: this worker's params give config {here}, the controller's {wanted}; "
                               "run workers on the same commit and params.yaml (and profile) as the controller")
@@ -46,7 +49,7 @@ def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id:
     pretrain.run(params, start, parent_run_id)
     results = {}
     for fraction in fractions:
-        cell = Cell(start.task, start.arch, start.init, start.seed, fraction)
+        cell = start.at(fraction)
         finetune.run(params, cell, parent_run_id)
         results[cell.name] = read_json(evaluate.run(params, cell))
     return results
@@ -55,6 +58,7 @@ def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id:
 @flow(name="arena-cell", log_prints=True)
 def cell_flow(task: str, arch: str, init: str, seed: int, fractions: list[float] = [1.0],  # noqa: B006
               params_path: str = "params.yaml", parent_run_id: str | None = None,
-              expected: dict[str, str] | None = None) -> dict[str, dict]:
+              expected: dict[str, str] | None = None, trial: int | None = None,
+              values: dict[str, float] | None = None) -> dict[str, dict]:
     params = load_params(Path(params_path))
-    return run_unit(params, Cell(task, arch, init, seed), fractions, parent_run_id, expected)
+    return run_unit(params, Cell(task, arch, init, seed, 1.0, trial), fractions, parent_run_id, expected, values)

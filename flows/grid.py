@@ -11,6 +11,8 @@ Prefect runs in local mode (a temporary in-process server).
 """
 from __future__ import annotations
 
+import functools
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed, wait
@@ -19,25 +21,27 @@ from prefect.states import Failed
 from components import paths, tracking
 from components.atomic import read_json, write_json
 from components.config import Params, load_params
-from components.grid import Cell, cells, config_hash
+from components.grid import Cell, arms, cells, config_hash, trial_cells
 from components.stages import plan as planning
-from components.stages import report, skip
+from components.stages import report, skip, tune
 from flows.cell import run_unit
 
 
 @task(name="unit", cache_policy=NO_CACHE)
-def unit_here(params: Params, start: Cell, fractions: list[float], parent_run_id: str) -> dict[str, dict]:
-    return run_unit(params, start, fractions, parent_run_id)
+def unit_here(params: Params, start: Cell, fractions: list[float], parent_run_id: str,
+              values: dict[str, float]) -> dict[str, dict]:
+    return run_unit(params, start, fractions, parent_run_id, values=values)
 
 
 @task(name="unit-on-pool", cache_policy=NO_CACHE)
 def unit_on_pool(deployment: str, params_path: str, start: Cell, fractions: list[float], parent_run_id: str,
-                 expected: dict[str, str]) -> dict:
+                 expected: dict[str, str], values: dict[str, float]) -> dict:
     from prefect.deployments import run_deployment
 
     run = run_deployment(deployment, parameters={
         "task": start.task, "arch": start.arch, "init": start.init, "seed": start.seed, "fractions": fractions,
-        "params_path": params_path, "parent_run_id": parent_run_id, "expected": expected}, as_subflow=True)
+        "params_path": params_path, "parent_run_id": parent_run_id, "expected": expected, "trial": start.trial,
+        "values": values}, as_subflow=True)
     if not run.state.is_completed():
         raise RuntimeError(f"flow run {run.name} ({run.id}) ended {run.state.name}: {run.state.message or 'no message'}")
     return {}  # the worker's metrics files stay there; the records come back through MLflow
@@ -72,33 +76,23 @@ def _one_line(err: BaseException) -> str:
     return (text[-1] if text else type(err).__name__)[:500]
 
 
-def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int | None = None,
-             deployment: str | None = None):
-    concurrency = concurrency or params.prefect.concurrency
-    deployment = deployment or params.prefect.deployment
-    todo = planning.make(params)
-    units = todo.starts()
-    if deployment is not None and units:
-        _require_workers(deployment)
-    grid_run = tracking.start_grid(params.tracking.experiment, f"grid-{params.profile}",
-                                   {"profile": params.profile, "cells": str(len(cells(params))),
-                                    "to_run": str(len(todo.run)), "deployment": deployment or "local"})
-    for c, reason in todo.skipped.items():
-        skip.write("evaluate", c, "skipped", reason)
-    for c, record in todo.done.items():
-        write_json(record, paths.metrics_path(c))
-
+def _fan_out(params: Params, params_path: str, units: dict[Cell, list[float]], parents: dict[Cell, str],
+             concurrency: int, deployment: str | None) -> dict[str, str]:
+    """Run `units` ({start: fractions}) with at most `concurrency` at once; record every outcome
+    in the cells' metrics files. {cell name: why} for the cells that failed."""
     futures, queue = {}, list(units.items())
     while queue or any(not f.state.is_final() for f in futures.values()):
         running = [f for f in futures.values() if not f.state.is_final()]
         while queue and len(running) < concurrency:  # at most `concurrency` units at once
             start, fractions = queue.pop(0)
+            values = tune.values(params, start)
             if deployment is None:
-                futures[start] = unit_here.submit(params, start, fractions, grid_run)
+                futures[start] = unit_here.submit(params, start, fractions, parents[start], values)
             else:  # the worker checks its own settings give the same config hashes
-                hashes = {str(f): config_hash(params, Cell(start.task, start.arch, start.init, start.seed, f))
-                          for f in fractions}
-                futures[start] = unit_on_pool.submit(deployment, params_path, start, fractions, grid_run, hashes)
+                p = tune.resolve(params, start)
+                hashes = {str(f): config_hash(p, start.at(f)) for f in fractions}
+                futures[start] = unit_on_pool.submit(deployment, params_path, start, fractions, parents[start],
+                                                     hashes, values)
             running.append(futures[start])
         next(as_completed(running), None)
     wait(list(futures.values()))
@@ -108,26 +102,66 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     for start, future in futures.items():
         state = future.state
         outcome = state.result(raise_on_failure=False)
+        p = tune.resolve(params, start)
         for fraction in units[start]:
-            c = Cell(start.task, start.arch, start.init, start.seed, fraction)
+            c = start.at(fraction)
             if not state.is_completed():
                 failed[c.name] = _one_line(outcome) if isinstance(outcome, BaseException) else state.name
                 _record_failure(c, failed[c.name])
             elif deployment:  # the record written on the worker, fetched from MLflow
-                if (found := recorded.get(config_hash(params, c))) is None:
+                if (found := recorded.get(config_hash(p, c))) is None:
                     failed[c.name] = (f"the worker finished but {tracking.tracking_uri()} has no result for it: "
                                       "do the workers log to the same MLFLOW_TRACKING_URI?")
                     _record_failure(c, failed[c.name])
                 else:
                     write_json(found["record"], paths.metrics_path(c))
+    return failed
+
+
+def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int | None = None,
+             deployment: str | None = None):
+    concurrency = concurrency or params.prefect.concurrency
+    deployment = deployment or params.prefect.deployment
+    resolve = functools.partial(tune.resolve, params)
+    trials = planning.make(params, planning.all_trials(params), resolve)
+    if deployment is not None:
+        _require_workers(deployment)
+    grid_run = tracking.start_grid(params.tracking.experiment, f"grid-{params.profile}",
+                                   {"profile": params.profile, "cells": str(len(cells(params))),
+                                    "trials": str(params.tuning.trials), "deployment": deployment or "local"})
+    # 1. tuning: every arm's trials (validation only), then each arm's selection
+    for c, record in trials.done.items():
+        write_json(record, paths.metrics_path(c))
+    tune_runs = {arm: tracking.start_grid(params.tracking.experiment, "tune-" + "-".join(arm),
+                                          {"task": arm[0], "arch": arm[1], "init": arm[2],
+                                           "trials": str(params.tuning.trials)}, grid_run, stage="tune")
+                 for arm in dict.fromkeys((c.task, c.arch, c.init) for c in trials.run)}
+    units = trials.starts()
+    failed = _fan_out(params, params_path, units, {s: tune_runs[(s.task, s.arch, s.init)] for s in units},
+                      concurrency, deployment)
+    for arm in arms(params):
+        if params.tuning.trials > 1:
+            done = [c for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()]
+            tune.write_selection(params, *arm, {c: read_json(paths.metrics_path(c)) for c in done}, tune_runs.get(arm))
+    # 2. the grid: every arm's selected settings on every seed; test data read once per cell
+    todo = planning.make(params, None, resolve)
+    for c, reason in todo.skipped.items():
+        skip.write("evaluate", c, "skipped", reason)
+    for c, record in todo.done.items():
+        write_json(record, paths.metrics_path(c))
+    units = todo.starts()
+    failed.update(_fan_out(params, params_path, units, {s: grid_run for s in units}, concurrency, deployment))
+
     outputs = report.run(params)
-    tracking.end_grid(grid_run, bool(failed), {"failed": str(len(failed)), "ran": str(len(todo.run) - len(failed)),
-                                               "recorded_before": str(len(todo.done))})
-    summary = {"ran": [c.name for c in todo.run if c.name not in failed], "recorded_before": [c.name for c in todo.done],
+    ran = len(todo.run) + len(trials.run) - len(failed)
+    tracking.end_grid(grid_run, bool(failed), {"failed": str(len(failed)), "ran": str(ran),
+                                               "recorded_before": str(len(todo.done) + len(trials.done))})
+    summary = {"ran": [c.name for c in trials.run + todo.run if c.name not in failed],
+               "recorded_before": [c.name for c in [*trials.done, *todo.done]],
                "skipped": {c.name: r for c, r in todo.skipped.items()}, "failed": failed,
                "report": [str(p) for p in outputs], "grid_run_id": grid_run}
     if failed:
-        return Failed(message=f"{len(failed)} of {len(todo.run)} cells failed: "
+        return Failed(message=f"{len(failed)} of {len(todo.run) + len(trials.run)} runs failed: "
                               + "; ".join(f"{name}: {why}" for name, why in failed.items()), data=summary)
     return summary
 

@@ -1,7 +1,9 @@
 """Evaluate one cell on its test split with the best-validation weights from finetuning, add
-`test_accuracy` to the cell's MLflow run, and write metrics/<task>/<arch>/<init>/seed<seed>/frac<f>.json.
-This is the only stage that reads a test split. A skipped or diverged cell gets a metrics file
-that says so, without a test number."""
+`test_accuracy` to the cell's MLflow run, and write metrics/<task>/<arch>/<init>/seed<seed>/frac<f>.json,
+with the derived metrics (state size, FLOPs per token) and the code version that computed them.
+This is the only stage that reads a test split, and only for grid cells: a tuning trial's record
+is its validation result (artifacts/tuning/.../trial<t>/frac<f>.json), so selection never sees
+test rows. A skipped or diverged cell gets a record that says so, without a test number."""
 from __future__ import annotations
 
 import json
@@ -25,8 +27,13 @@ def run(params: Params, cell: Cell) -> Path:
         if "run_id" in known:  # a finetuning that diverged: that is its arm's result, recorded as such
             _record(known["run_id"], read_json(out))
         return out
-    device, meta = resolve_device(params.device), load_meta(cell.task)
     info = load_info(cell)
+    if cell.trial is not None:  # a tuning trial: validation only, the test split stays unread
+        out = paths.metrics_path(cell)
+        write_json(info, out)
+        _record(info["run_id"], info)
+        return out
+    device, meta = resolve_device(params.device), load_meta(cell.task)
     state, _ = checkpoint.load(paths.finetune_dir(cell) / "model.pt")
     model = Classifier(build_backbone(params.archs[cell.arch], len(meta["vocab"]), meta["pad_id"], 0),
                        meta["n_classes"])
@@ -39,7 +46,12 @@ def run(params: Params, cell: Cell) -> Path:
     tracking.resume_run(info["run_id"]).log_metrics({"test_accuracy": test["accuracy"], "test_loss": test["loss"]},
                                                     step=info["best_step"])
     out = paths.metrics_path(cell)
-    record = {**info, "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split)}
+    from components import derived
+    from components.versioning import code_version
+
+    record = {**info, "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split),
+              "state_size": derived.state_size(params.archs[cell.arch]), "derived_by": code_version(),
+              "flops_per_token": derived.flops_per_token(model, round(meta["length"]["test"]["mean"]), len(meta["vocab"]))}
     write_json(record, out)
     _record(info["run_id"], record)
     return out

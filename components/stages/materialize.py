@@ -12,11 +12,12 @@ import numpy as np
 from components import paths
 from components.atomic import atomic_dir, atomic_path, file_sha256, read_json, write_json, write_text
 from components.config import ConfigError, Params
-from components.data import bits, card, listops, pathfinder
+from components.data import bits, card, digits, listops, pathfinder
 from components.data.contract import Dataset
 from components.data.parquet import write_split
 
-GENERATORS = {"listops": listops, "pathfinder": pathfinder, "bit_memory": bits, "bit_xor": bits}
+GENERATORS = {"listops": listops, "pathfinder": pathfinder, "bit_memory": bits, "bit_xor": bits,
+              "digits": digits}
 WHERE = {  # what a reader of each kind wants `source` to point at
     "listops": "the LRA release folder (it holds listops-1000/)",
     "pathfinder": "the LRA release folder (it holds pathfinder32/ ... pathfinder256/)",

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from components import paths, tracking
 from components.atomic import read_json
-from components.config import Params
-from components.grid import Cell, cells, config_hash, skip_reason
+from components.config import ConfigError, Params
+from components.grid import Cell, arms, cells, config_hash, skip_reason, trial_cells
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Plan:
         """The cells to run as units of work: one per pretraining start, with its label fractions."""
         units: dict[Cell, list[float]] = {}
         for c in self.run:
-            units.setdefault(Cell(c.task, c.arch, c.init, c.seed), []).append(c.fraction)
+            units.setdefault(c.start, []).append(c.fraction)
         return units
 
 
@@ -30,13 +31,20 @@ def _local_data_sha(task: str) -> str | None:
     return read_json(path)["sha256"]["train"] if path.exists() else None
 
 
-def make(params: Params) -> Plan:
-    plan, recorded = Plan(), tracking.recorded(params.tracking.experiment)
-    for c in cells(params):
+def all_trials(params: Params) -> list[Cell]:
+    return [c for arm in arms(params) for c in trial_cells(params, *arm)]
+
+
+def make(params: Params, todo: list[Cell] | None = None, settings: Callable[[Cell], Params] | None = None,
+         recorded: dict | None = None) -> Plan:
+    """Plan `todo` (default: the grid's cells), each under `settings(cell)` (default: `params`)."""
+    plan = Plan()
+    recorded = tracking.recorded(params.tracking.experiment) if recorded is None else recorded
+    for c in cells(params) if todo is None else todo:
         if reason := skip_reason(params, c):
             plan.skipped[c] = reason
             continue
-        found = recorded.get(config_hash(params, c))
+        found = recorded.get(config_hash(settings(c) if settings else params, c))
         local = _local_data_sha(c.task)  # where this machine has the data, the record must match it
         if found and (local is None or found["data_sha256"] in ("", local)):
             plan.done[c] = found["record"]
@@ -45,18 +53,56 @@ def make(params: Params) -> Plan:
     return plan
 
 
-def describe(params: Params, plan: Plan) -> str:
+def describe(params: Params) -> str:
+    """What `arena grid` would do now: each trial and each cell, run / done / skip."""
+    from components import tuning
+    from components.stages import tune
+
+    recorded = tracking.recorded(params.tracking.experiment)
+    trials = make(params, all_trials(params), lambda c: tune.resolve(params, c), recorded)
+    lines = _lines(params, trials, all_trials(params), lambda c: tune.resolve(params, c))
+    pending = {(c.task, c.arch, c.init) for c in trials.run}
+    chosen: dict[tuple, dict] = {}  # arms whose trials are all recorded: their selection, computed here
+    for arm in arms(params):
+        if params.tuning.trials > 1 and arm not in pending:
+            by_trial: dict[int, list[dict]] = {}
+            for c, rec in trials.done.items():
+                if (c.task, c.arch, c.init) == arm:
+                    by_trial.setdefault(c.trial, []).append(rec)
+            t = tuning.select(by_trial)
+            chosen[arm] = tuning.candidates(params.tuning)[t] if t is not None else {}
+
+    def settings(c: Cell) -> Params:
+        if params.tuning.trials == 1:
+            return params
+        if (c.task, c.arch, c.init) not in chosen:
+            raise ConfigError("tuning pending")
+        return tuning.apply(params, c.arch, chosen[(c.task, c.arch, c.init)])
+
+    grid_cells = [c for c in cells(params) if params.tuning.trials == 1 or (c.task, c.arch, c.init) in chosen
+                  or skip_reason(params, c)]
+    later = [c for c in cells(params) if c not in grid_cells]
+    lines += _lines(params, make(params, grid_cells, settings, recorded), grid_cells, settings)
+    lines += [f"run   {c.name}  (after its arm's tuning)" for c in later]
+    n_trials = len(trials.run) + len(trials.done)
+    lines.append(f"tuning: {params.tuning.trials} trial(s) per arm; {len(trials.run)} of {n_trials} trial runs to do")
+    return "\n".join(lines)
+
+
+def _lines(params: Params, plan: Plan, todo: list[Cell], settings) -> list[str]:
     lines = []
-    for c in cells(params):
+    for c in todo:
         if c in plan.skipped:
             lines.append(f"skip  {c.name}  ({plan.skipped[c]})")
         elif c in plan.done:
             rec = plan.done[c]
             result = (f"test accuracy {100 * rec['test_accuracy']:.2f}%" if rec.get("test_accuracy") is not None
+                      else f"val accuracy {100 * rec['val_accuracy']:.2f}%" if rec.get("val_accuracy") is not None
                       else rec.get("status", "recorded"))
             lines.append(f"done  {c.name}  ({result}; run {rec.get('run_id', '?')})")
         else:
-            lines.append(f"run   {c.name}  (config {config_hash(params, c)})")
-    lines.append(f"{len(plan.run)} to run, {len(plan.done)} already recorded, {len(plan.skipped)} skipped "
-                 f"(MLflow store: {tracking.tracking_uri()}, experiment '{params.tracking.experiment}')")
-    return "\n".join(lines)
+            lines.append(f"run   {c.name}  (config {config_hash(settings(c), c)})")
+    if todo and todo[0].trial is None:
+        lines.append(f"{len(plan.run)} to run, {len(plan.done)} already recorded, {len(plan.skipped)} skipped "
+                     f"(MLflow store: {tracking.tracking_uri()}, experiment '{params.tracking.experiment}')")
+    return lines

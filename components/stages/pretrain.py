@@ -30,7 +30,7 @@ from components.training.loop import Diverged, read_meta, train
 
 
 def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
-    cell = Cell(cell.task, cell.arch, cell.init, cell.seed)  # pretraining sees every training row
+    cell = cell.start  # pretraining sees every training row
     if (blocked := skip.upstream(params, "pretrain", cell)) is not None:
         return skip.write("pretrain", cell, *blocked)
     meta, init = load_meta(cell.task), params.inits[cell.init]
@@ -90,7 +90,7 @@ def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone, parent_run_
         "task": params.tasks[cell.task].model_dump(), "data": meta["sha256"]["train"], "steps": steps,
         "seed": cell.seed, "device": device.type, "bf16": params.bf16, "compile": params.compile})
     earlier = read_meta(resume)
-    name = f"pretrain-{cell.task}-{cell.arch}-{cell.init}-s{cell.seed}"
+    name = f"pretrain-{cell.name}"
     tags = {**cell.tags(), "stage": "pretrain", "objective": "causal" if causal else "masked",
             "data_sha256": meta["sha256"]["train"]}
     try:

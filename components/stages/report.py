@@ -16,16 +16,43 @@ from components.atomic import atomic_path, read_json, write_text
 from components.claims import check
 from components.config import Params
 from components.document import Figure, to_markdown
-from components.grid import Cell, cells
+from components import tuning
+from components.grid import Cell, arms, cells, trial_cells
 from components.html import to_html
 from components.references import load as load_references
-from components.report import aggregate, document
+from components.report import aggregate, budget, document
 
 FIGURES = "figures"
 
 
 def collect(params: Params) -> pd.DataFrame:
     return pd.DataFrame([read_json(paths.metrics_path(c)) for c in cells(params)])
+
+
+def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
+    """Every trial record on this machine, and every arm's selection."""
+    trials, selections = [], {}
+    for arm in arms(params):
+        sel = paths.selection_path(*arm)
+        if sel.exists():
+            selections[arm] = read_json(sel)
+        trials += [read_json(paths.metrics_path(c)) for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()]
+    return pd.DataFrame(trials), selections
+
+
+def tuning_note(params: Params) -> str:
+    cfg = params.tuning
+    if cfg.trials == 1:
+        return ("No tuning (`tuning.trials: 1`): every arm ran the shared defaults of `pretrain` and `finetune` "
+                "(per-architecture learning rates as declared there). Steps and tokens count pretraining toward "
+                "the arm that uses it; time is training wall time.")
+    space = ", ".join(f"`{k}` {'log-' if r.log else ''}uniform in [{r.low:g}, {r.high:g}]" + (" (integer)" if r.integer else "")
+                      for k, r in sorted(cfg.space.items()))
+    return (f"Every (task, arch, init) arm had the same declared budget: {cfg.trials} trials, the same "
+            f"quasi-random points (scrambled Sobol, seed {cfg.seed}) of the space {space}; arms that do not pretrain "
+            f"ignore `pretrain.*`. Trials train on seed {cfg.seed} and are scored on validation data only; "
+            f"selection: {tuning.RULE}. The selected settings then ran on every grid seed, whose test splits were "
+            "read once each. Steps and tokens count pretraining toward the arm that uses it; time is training wall time.")
 
 
 def setting_note(params: Params, task: str) -> str:
@@ -123,8 +150,11 @@ def run(params: Params) -> list[Path]:
 
     context = (f"Profile `{params.profile}`, {len(results)} cells, code {tracking.git_commit()}. "
                f"Built by `arena report` from metrics/ and the MLflow store.")
-    blocks = document(table, check(table, params.archs, params.inits), load_references(),
-                      {t: setting_note(params, t) for t in tasks}, drawn, context)
+    trials, selections = collect_tuning(params)
+    spent = budget(results, trials, selections)
+    verdicts = check(results, params.archs, params.inits)
+    blocks = document(table, verdicts, load_references(), {t: setting_note(params, t) for t in tasks}, drawn, context,
+                      spent, tuning_note(params))
     written = []
     for figures in drawn.values():
         for f in figures:
@@ -133,7 +163,9 @@ def run(params: Params) -> list[Path]:
             written.append(out / FIGURES / f"{f.name}.png")
     metrics = {t: {f"{r.arch}/{r.init}/{r.fraction:g}": (None if pd.isna(r.acc_mean) else round(float(r.acc_mean), 2))
                    for r in table[table["task"] == t].itertuples()} for t in tasks}
+    claims = pd.DataFrame([v.__dict__ for v in verdicts])
     files = {"grid.csv": table.to_csv(index=False), "grid.md": to_markdown(blocks, FIGURES),
+             "claims.csv": claims.to_csv(index=False), "budget.csv": spent.to_csv(index=False),
              "grid.html": to_html(blocks, "Comparison grid"), "metrics.json": json.dumps(metrics, indent=2) + "\n",
              "plots/learning_curves.csv": pd.concat(curves).to_csv(index=False) if curves else "cell,step,val_accuracy\n"}
     for name, text in files.items():

@@ -1,0 +1,104 @@
+"""Tune one arm (task, arch, init) within the declared budget: run its `tuning.trials` candidates
+(components/tuning.py) on the tuning seed, score each on validation data, select one by the
+recorded rule, and write artifacts/tuning/<task>/<arch>/<init>/selection.json. The arm's grid
+cells then run the selected settings on every grid seed (`resolve`). No test row is read here:
+a trial's evaluation is its validation record (stages/evaluate.py).
+
+With `tuning.trials: 1` nothing trains: the selection is the shared defaults. Each trial's runs
+are MLflow children of the arm's `tune` run, tagged `trial`; the selection (rule, scores, values)
+is logged on that run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from components import paths, tuning
+from components.atomic import read_json, write_json
+from components.config import ConfigError, Params
+from components.grid import Cell, skip_reason, trial_cells
+
+
+def values(params: Params, cell: Cell) -> dict[str, float]:
+    """The tuned values `cell` runs with: a trial's candidate, or the arm's selection ({}: defaults)."""
+    if params.tuning.trials == 1:
+        return {}
+    if cell.trial is not None:
+        return tuning.candidates(params.tuning)[cell.trial]
+    return selection(params, cell.task, cell.arch, cell.init).get("values") or {}
+
+
+def resolve(params: Params, cell: Cell) -> Params:
+    """The settings `cell` runs with (see `values`)."""
+    return tuning.apply(params, cell.arch, values(params, cell))
+
+
+def selection(params: Params, task: str, arch: str, init: str) -> dict:
+    """The arm's recorded selection; an error when it is missing or was made under other tuning settings."""
+    path = paths.selection_path(task, arch, init)
+    if not path.exists():
+        raise ConfigError(f"{path}: no tuning selection for this arm; run `arena tune --task {task} --arch {arch} "
+                          f"--init {init}` (or `dvc repro`, or `arena grid`) first")
+    sel = read_json(path)
+    if sel.get("candidates") != tuning.candidates(params.tuning) or sel.get("trials") != params.tuning.trials:
+        raise ConfigError(f"{path}: selected under other tuning settings than params.yaml `tuning`; tune again")
+    return sel
+
+
+def arm_cells(params: Params, task: str, arch: str, init: str) -> dict[Cell, list[float]]:
+    """The arm's trial starts with their fractions (empty without tuning or for a skipped arm)."""
+    starts: dict[Cell, list[float]] = {}
+    for c in trial_cells(params, task, arch, init):
+        if skip_reason(params, c) is None:
+            starts.setdefault(c.start, []).append(c.fraction)
+    return starts
+
+
+def write_selection(params: Params, task: str, arch: str, init: str, records: dict[Cell, dict],
+                    tune_run_id: str | None = None) -> dict:
+    """Select from the trials' records, write selection.json, log it on the arm's tune run."""
+    cfg, cands = params.tuning, tuning.candidates(params.tuning)
+    reason = skip_reason(params, Cell(task, arch, init, cfg.seed))
+    by_trial: dict[int, list[dict]] = {}
+    for c, rec in records.items():
+        by_trial.setdefault(c.trial, []).append(rec)
+    chosen = tuning.select(by_trial) if cfg.trials > 1 and reason is None else None
+    sel = {"task": task, "arch": arch, "init": init, "trials": cfg.trials, "seed": cfg.seed, "metric": cfg.metric,
+           "rule": tuning.RULE if cfg.trials > 1 else tuning.NO_TUNING, "candidates": cands,
+           "scores": {str(t): (s if (s := tuning.score(rs)) > float("-inf") else None)  # None: diverged or failed
+                      for t, rs in sorted(by_trial.items())},
+           "selected": chosen, "values": cands[chosen] if chosen is not None else ({} if cfg.trials == 1 else None),
+           "status": "skipped" if reason else ("ok" if cfg.trials == 1 or chosen is not None else "failed"),
+           "reason": reason or ("" if cfg.trials == 1 or chosen is not None else "no tuning trial finished"),
+           "tune_run_id": tune_run_id}
+    write_json(sel, paths.selection_path(task, arch, init))
+    if tune_run_id:
+        from components import tracking
+
+        t = tracking.resume_run(tune_run_id)
+        t.log_params({"rule": sel["rule"], "trials": cfg.trials, "space": {k: v.model_dump() for k, v in cfg.space.items()}})
+        t.log_metrics({f"trial{t_}_score": s for t_, s in sel["scores"].items() if s is not None})
+        t.set_tags({"selected_trial": str(chosen), "selection": str(sel["values"])})
+        tracking.end_grid(tune_run_id, sel["status"] == "failed", {})
+    return sel
+
+
+def run(params: Params, task: str, arch: str, init: str, parent_run_id: str | None = None) -> Path:
+    """Run every trial of the arm here, one after another, and select (what `arena tune` and DVC run)."""
+    starts = arm_cells(params, task, arch, init)
+    records: dict[Cell, dict] = {}
+    tune_run = None
+    if starts:
+        from components import tracking
+        from components.stages import evaluate, finetune, pretrain
+
+        tune_run = tracking.start_grid(params.tracking.experiment, f"tune-{task}-{arch}-{init}",
+                                       {"task": task, "arch": arch, "init": init, "trials": str(params.tuning.trials)},
+                                       parent_run_id, stage="tune")
+        for start, fractions in starts.items():
+            p = resolve(params, start)
+            pretrain.run(p, start, tune_run)
+            for f in fractions:
+                finetune.run(p, start.at(f), tune_run)
+                records[start.at(f)] = read_json(evaluate.run(p, start.at(f)))
+    write_selection(params, task, arch, init, records, tune_run)
+    return paths.selection_path(task, arch, init)

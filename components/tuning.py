@@ -1,0 +1,64 @@
+"""The declared tuning budget: the candidates every arm tries, how a candidate changes the
+settings, and the selection rule. Pure: no files, no MLflow (the tune stage does the I/O).
+
+Candidates are the first `trials` points of a scrambled Sobol sequence seeded by `tuning.seed`,
+over the space's keys in sorted order, so every (task, arch, init) arm sees the very same
+points whatever its architecture. An arm that does not pretrain ignores the pretrain.* values.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from components.config import Params, TuningCfg
+
+NO_TUNING = "defaults"
+
+
+def candidates(cfg: TuningCfg) -> list[dict[str, float]]:
+    """`cfg.trials` points {key: value}; one trial (no tuning) is the defaults: {}."""
+    if cfg.trials == 1:
+        return [{}]
+    keys = sorted(cfg.space)
+    engine = torch.quasirandom.SobolEngine(len(keys), scramble=True, seed=cfg.seed)
+    u = engine.draw(cfg.trials, dtype=torch.float64)  # (trials, dims) in [0, 1)
+    out = []
+    for row in u.tolist():
+        point = {}
+        for key, x in zip(keys, row):
+            r = cfg.space[key]
+            v = math.exp(math.log(r.low) + x * (math.log(r.high) - math.log(r.low))) if r.log else r.low + x * (r.high - r.low)
+            point[key] = int(round(v)) if r.integer else float(f"{v:.4g}")  # 4 significant digits: readable, exact in JSON
+        out.append(point)
+    return out
+
+
+def apply(params: Params, arch: str, values: dict[str, float]) -> Params:
+    """`params` with a candidate's values: `<phase>.lr` sets that phase's lr for `arch`, any other
+    `<phase>.<name>` the phase's field."""
+    phases = {}
+    for key, value in values.items():
+        phase, _, name = key.partition(".")
+        cfg = phases.get(phase, getattr(params, phase))
+        update = {"lr": {**cfg.lr, arch: float(value)}} if name == "lr" else {name: value}
+        phases[phase] = cfg.model_copy(update=update)
+    return params.model_copy(update=phases) if phases else params
+
+
+def score(records: list[dict]) -> float:
+    """A trial's score: its mean validation accuracy over the arm's label fractions; a trial with a
+    fraction that diverged or failed scores -inf (it ranks last, and stays in the record)."""
+    values = [r.get("val_accuracy") for r in records]
+    if not values or any(r.get("status", "ok") != "ok" or v is None or v != v for r, v in zip(records, values)):
+        return -math.inf
+    return sum(values) / len(values)
+
+
+RULE = "highest mean validation accuracy over the arm's label fractions; ties go to the lower trial number"
+
+
+def select(by_trial: dict[int, list[dict]]) -> int | None:
+    """The selected trial: best `score`, lowest trial number among equals; None if none finished."""
+    ranked = sorted(by_trial, key=lambda t: (-score(by_trial[t]), t))
+    return ranked[0] if ranked and score(by_trial[ranked[0]]) > -math.inf else None
