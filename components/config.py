@@ -465,11 +465,15 @@ class TuningCfg(Frozen):
 
     @model_validator(mode="after")
     def _space(self):
-        for key in self.space:
+        for key, r in self.space.items():
             phase, _, name = key.partition(".")
             if phase not in ("pretrain", "finetune") or name not in TUNABLE:
                 raise ValueError(f"space.{key}: not tunable; use pretrain.<name> or finetune.<name> with name in "
                                  f"{list(TUNABLE)}")
+            if name in ("lr", "grad_clip") and r.low <= 0 or name == "weight_decay" and r.low < 0:
+                raise ValueError(f"space.{key}: low must be {'>= 0' if name == 'weight_decay' else '> 0'} (got {r.low})")
+            if name == "warmup_steps" and (not r.integer or r.low < 0):
+                raise ValueError(f"space.{key}: warmup steps need `integer: true` and low >= 0")
         if self.trials > 1 and not self.space:
             raise ValueError(f"trials: {self.trials} needs a search space (space is empty)")
         return self

@@ -95,7 +95,7 @@ def _phase(cfg, arch: str) -> dict:
 
 
 def config(params: Params, cell: Cell) -> dict:
-    """Every setting a cell's result depends on, resolved (the same keys its DVC stages track)."""
+    """Every setting a cell's result depends on, resolved (after tuning's selection), and the code version."""
     from components.versioning import code_version
 
     return {"cell": {"task": cell.task, "arch": cell.arch, "init": cell.init, "seed": cell.seed,

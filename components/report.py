@@ -95,7 +95,9 @@ def budget(results: pd.DataFrame, trials: pd.DataFrame, selections: dict[tuple, 
         chosen = sel.get("selected")
         pretrains = "pretrain_steps" in g and (pd.to_numeric(g["pretrain_steps"], errors="coerce").fillna(0) > 0).any()
         shown = {k: v for k, v in (sel.get("values") or {}).items() if pretrains or not k.startswith("pretrain.")}
-        rows.append({**dict(zip(ARM, key)), "trials": sel.get("trials", 1), "trials_finished": len(t),
+        scored = [s for s in (sel.get("scores") or {}).values() if s is not None]  # what selection could use
+        rows.append({**dict(zip(ARM, key)), "trials": sel.get("trials", 1),
+                     "trials_finished": len(scored) if sel.get("trials", 1) > 1 else 1,
                      "selected": "defaults" if sel.get("trials", 1) == 1 else
                      ("none finished" if chosen is None else f"trial {chosen}: " +
                       ", ".join(f"{k} {v:g}" for k, v in shown.items())),

@@ -36,14 +36,19 @@ def candidates(cfg: TuningCfg) -> list[dict[str, float]]:
 
 def apply(params: Params, arch: str, values: dict[str, float]) -> Params:
     """`params` with a candidate's values: `<phase>.lr` sets that phase's lr for `arch`, any other
-    `<phase>.<name>` the phase's field."""
-    phases = {}
+    `<phase>.<name>` the phase's field. Each phase is validated again, so a value that came through
+    JSON (24.0 for 24) gets the field's type, and with it the same config hash everywhere."""
+    phases: dict[str, dict] = {}
     for key, value in values.items():
         phase, _, name = key.partition(".")
-        cfg = phases.get(phase, getattr(params, phase))
-        update = {"lr": {**cfg.lr, arch: float(value)}} if name == "lr" else {name: value}
-        phases[phase] = cfg.model_copy(update=update)
-    return params.model_copy(update=phases) if phases else params
+        d = phases.setdefault(phase, getattr(params, phase).model_dump())
+        if name == "lr":
+            d["lr"] = {**d["lr"], arch: float(value)}
+        else:
+            d[name] = value
+    if not phases:
+        return params
+    return params.model_copy(update={p: type(getattr(params, p)).model_validate(d) for p, d in phases.items()})
 
 
 def score(records: list[dict]) -> float:

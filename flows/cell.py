@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
 
@@ -32,14 +33,15 @@ def ensure_data(params: Params, task: str) -> None:
 
 
 def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id: str | None = None,
-             expected: dict[str, str] | None = None, values: dict[str, float] | None = None) -> dict[str, dict]:
+             expected: dict[str, str] | None = None, choice: dict[str, Any] | None = None) -> dict[str, dict]:
     """Pretrain `start` once, then finetune and evaluate it at each fraction: {cell name: metrics record}.
-    `values` are the tuned settings the controller chose for it (a trial's candidate or the arm's
-    selection); `expected` ({fraction: config hash}, from the controller) must match this machine's."""
+    `choice` is how the controller chose its tuned settings (stages/tune.py `choice`: a trial's
+    candidate or the arm's selection; None: the defaults); `expected` ({fraction: config hash},
+    from the controller) must match this machine's."""
     from components import tuning
     from components.stages import evaluate, finetune, pretrain
 
-    params = tuning.apply(params, start.arch, values or {})
+    params = tuning.apply(params, start.arch, (choice or {}).get("values") or {})
     for fraction, wanted in (expected or {}).items():
         cell = start.at(float(fraction))
         if (here := config_hash(params, cell)) != wanted:
@@ -51,7 +53,7 @@ def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id:
     for fraction in fractions:
         cell = start.at(fraction)
         finetune.run(params, cell, parent_run_id)
-        results[cell.name] = read_json(evaluate.run(params, cell))
+        results[cell.name] = read_json(evaluate.run(params, cell, choice))
     return results
 
 
@@ -59,6 +61,6 @@ def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id:
 def cell_flow(task: str, arch: str, init: str, seed: int, fractions: list[float] = [1.0],  # noqa: B006
               params_path: str = "params.yaml", parent_run_id: str | None = None,
               expected: dict[str, str] | None = None, trial: int | None = None,
-              values: dict[str, float] | None = None) -> dict[str, dict]:
+              choice: dict[str, Any] | None = None) -> dict[str, dict]:
     params = load_params(Path(params_path))
-    return run_unit(params, Cell(task, arch, init, seed, 1.0, trial), fractions, parent_run_id, expected, values)
+    return run_unit(params, Cell(task, arch, init, seed, 1.0, trial), fractions, parent_run_id, expected, choice)

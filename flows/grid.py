@@ -1,5 +1,5 @@
-"""The grid as a Prefect flow: plan the cells, fan the units of work out concurrently, record
-every outcome, build the report.
+"""The grid as a Prefect flow: tune every arm (its trials, then its selection), plan the cells,
+fan the units of work out concurrently, record every outcome, build the report.
 
 Thin wiring over the same stage functions DVC calls. Each unit (a pretraining start and its
 label fractions, flows/cell.py) runs in a thread of this process, or, with `deployment` set, as
@@ -28,20 +28,19 @@ from flows.cell import run_unit
 
 
 @task(name="unit", cache_policy=NO_CACHE)
-def unit_here(params: Params, start: Cell, fractions: list[float], parent_run_id: str,
-              values: dict[str, float]) -> dict[str, dict]:
-    return run_unit(params, start, fractions, parent_run_id, values=values)
+def unit_here(params: Params, start: Cell, fractions: list[float], parent_run_id: str, choice: dict) -> dict[str, dict]:
+    return run_unit(params, start, fractions, parent_run_id, choice=choice)
 
 
 @task(name="unit-on-pool", cache_policy=NO_CACHE)
 def unit_on_pool(deployment: str, params_path: str, start: Cell, fractions: list[float], parent_run_id: str,
-                 expected: dict[str, str], values: dict[str, float]) -> dict:
+                 expected: dict[str, str], choice: dict) -> dict:
     from prefect.deployments import run_deployment
 
     run = run_deployment(deployment, parameters={
         "task": start.task, "arch": start.arch, "init": start.init, "seed": start.seed, "fractions": fractions,
         "params_path": params_path, "parent_run_id": parent_run_id, "expected": expected, "trial": start.trial,
-        "values": values}, as_subflow=True)
+        "choice": choice}, as_subflow=True)
     if not run.state.is_completed():
         raise RuntimeError(f"flow run {run.name} ({run.id}) ended {run.state.name}: {run.state.message or 'no message'}")
     return {}  # the worker's metrics files stay there; the records come back through MLflow
@@ -85,14 +84,14 @@ def _fan_out(params: Params, params_path: str, units: dict[Cell, list[float]], p
         running = [f for f in futures.values() if not f.state.is_final()]
         while queue and len(running) < concurrency:  # at most `concurrency` units at once
             start, fractions = queue.pop(0)
-            values = tune.values(params, start)
+            choice = tune.choice(params, start)
             if deployment is None:
-                futures[start] = unit_here.submit(params, start, fractions, parents[start], values)
+                futures[start] = unit_here.submit(params, start, fractions, parents[start], choice)
             else:  # the worker checks its own settings give the same config hashes
                 p = tune.resolve(params, start)
                 hashes = {str(f): config_hash(p, start.at(f)) for f in fractions}
                 futures[start] = unit_on_pool.submit(deployment, params_path, start, fractions, parents[start],
-                                                     hashes, values)
+                                                     hashes, choice)
             running.append(futures[start])
         next(as_completed(running), None)
     wait(list(futures.values()))
@@ -147,6 +146,8 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     todo = planning.make(params, None, resolve)
     for c, reason in todo.skipped.items():
         skip.write("evaluate", c, "skipped", reason)
+    for c, reason in todo.blocked.items():  # an arm whose every trial diverged or failed: its result, not an error
+        skip.write("evaluate", c, "failed", f"tuning: {reason}")
     for c, record in todo.done.items():
         write_json(record, paths.metrics_path(c))
     units = todo.starts()

@@ -41,7 +41,16 @@ def test_dvc_paths_match_components_paths():
     assert str(paths.init_dir(cell)) in [render(d) for d in DVC["finetune"]["deps"]]
     assert str(paths.finetune_dir(cell)) in [render(d) for d in DVC["evaluate"]["deps"]]
     report = paths.report_dir()
-    assert outs("report") == [str(report / n) for n in ("grid.csv", "grid.md", "grid.html", "figures", "metrics.json")]
+    assert outs("report") == [str(report / n) for n in ("grid.csv", "grid.md", "grid.html", "claims.csv", "budget.csv",
+                                                         "figures", "metrics.json")]
+    arm = (cell.task, cell.arch, cell.init)
+    assert outs("tune") == [str(paths.tuning_dir(*arm))]
+    assert paths.selection_path(*arm).parent == paths.tuning_dir(*arm)
+    trial = Cell(**ITEM, trial=0)
+    for p in (paths.init_dir(trial), paths.finetune_dir(trial), paths.metrics_path(trial)):
+        assert paths.tuning_dir(*arm) in p.parents  # a trial's files live in its arm's tune output
+    for stage in ("pretrain", "finetune"):
+        assert str(paths.tuning_dir(*arm)) in [render(d) for d in DVC[stage]["deps"]]
     assert [next(iter(e)) for e in DVC["report"]["plots"]] == [str(report / "plots" / "learning_curves.csv")]
 
 
@@ -64,7 +73,7 @@ def component_imports(path: Path, seen: set[Path]) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("stage", ["materialize", "pretrain", "finetune", "evaluate", "report"])
+@pytest.mark.parametrize("stage", ["materialize", "tune", "pretrain", "finetune", "evaluate", "report"])
 def test_stage_deps_cover_the_code_it_runs(stage):
     deps = [render(d) for d in DVC[stage]["deps"]]
     # plumbing whose changes cannot alter results is exempt (paths, file and MLflow I/O); config.py is
@@ -74,6 +83,15 @@ def test_stage_deps_cover_the_code_it_runs(stage):
     needed = component_imports(module, set()) - exempt
     for f in sorted(needed):
         assert any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps), f"{stage}: {f} not in deps"
+
+
+@pytest.mark.parametrize("stage", ["tune", "pretrain", "finetune", "evaluate"])
+def test_stages_that_record_a_config_hash_depend_on_all_the_code_it_hashes(stage):
+    from components.versioning import CODE
+
+    deps = [render(d) for d in DVC[stage]["deps"]]
+    for entry in CODE:  # else an edit would re-run the stage without its records' hash noticing, or vice versa
+        assert f"components/{entry}" in deps, f"{stage}: components/{entry} not in deps"
 
 
 @pytest.mark.slow
@@ -110,7 +128,7 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
     first = ran(sh("dvc", "repro"))
     tasks = raw_params["tasks"]  # every task in params materializes, generated or read from `source`
     assert {f"materialize@{t}" for t in tasks} <= first and "report" in first
-    assert len(first) == len(tasks) + 3 * 2 + 1
+    assert len(first) == len(tasks) + 4 * 2 + 1  # tune, pretrain, finetune, evaluate per cell
     for task in tasks:
         assert (tmp_path / "data" / task / "meta.json").exists()
         assert all((tmp_path / p).stat().st_size > 0 for p in paths.card_paths(task))
@@ -131,4 +149,18 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params))
     third = ran(sh("dvc", "repro"))
     assert third == {"finetune@listops-s4d-scratch-0-1.0", "finetune@listops-s4d-masked_spt-0-1.0",
-                     "evaluate@listops-s4d-scratch-0-1.0", "evaluate@listops-s4d-masked_spt-0-1.0", "report"}
+                     "evaluate@listops-s4d-scratch-0-1.0", "evaluate@listops-s4d-masked_spt-0-1.0", "report",
+                     "tune@listops-s4d-scratch", "tune@listops-s4d-masked_spt"}  # no-ops without tuning
+
+    # tuning on: the tune stages train their trials, and the cells run what each arm selected
+    raw_params["tuning"] = {"trials": 2, "seed": 1000, "space": {"finetune.lr": {"low": 1e-3, "high": 1e-2, "log": True},
+                                                                 "pretrain.lr": {"low": 1e-3, "high": 1e-2, "log": True}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    fourth = ran(sh("dvc", "repro"))
+    assert {"tune@listops-s4d-scratch", "tune@listops-s4d-masked_spt", "pretrain@listops-s4d-masked_spt-0",
+            "evaluate@listops-s4d-masked_spt-0-1.0", "report"} <= fourth
+    sel = json.loads((tmp_path / paths.selection_path("listops", "s4d", "masked_spt")).read_text())
+    assert sel["status"] == "ok" and sel["selected"] in (0, 1) and len(sel["candidates"]) == 2
+    record = json.loads((tmp_path / paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0))).read_text())
+    assert record["status"] == "ok" and record["selection"]["values"] == sel["values"]
+    assert "| 2/2 |" in (tmp_path / "reports" / "grid.md").read_text()  # the budget table

@@ -13,7 +13,7 @@ from components.data.parquet import SCHEMAS
 from components.grid import Cell
 from components.stages import evaluate, finetune, materialize, pretrain
 
-KIND = {"listops": "tokens", "pathfinder": "pixels", "bit_memory": "bits", "bit_xor": "bits"}
+KIND = {"listops": "tokens", "pathfinder": "pixels", "bit_memory": "bits", "bit_xor": "bits", "digits": "pixels"}
 
 
 def test_every_generated_task_writes_its_contract_and_card_byte_identically(workdir, tiny_params):

@@ -21,11 +21,13 @@ from components.stages.finetune import load_info
 from components.training import checkpoint
 
 
-def run(params: Params, cell: Cell) -> Path:
+def run(params: Params, cell: Cell, choice: dict | None = None) -> Path:
+    """`params` are the cell's resolved settings; `choice` says how they were chosen (stages/tune.py
+    `choice`; read from the arm's selection when not given)."""
     if (blocked := skip.upstream(params, "evaluate", cell)) is not None:
         out = skip.write("evaluate", cell, *blocked, known := _known(cell))
-        if "run_id" in known:  # a finetuning that diverged: that is its arm's result, recorded as such
-            _record(known["run_id"], read_json(out))
+        if blocked[0] == "diverged":  # that is its arm's result: recorded as such, so a re-run does not retry it
+            _record(known.get("run_id") or _diverged_run(params, cell), read_json(out))
         return out
     info = load_info(cell)
     if cell.trial is not None:  # a tuning trial: validation only, the test split stays unread
@@ -50,12 +52,32 @@ def run(params: Params, cell: Cell) -> Path:
     from components.versioning import code_version
 
     record = {**info, "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split),
+              "selection": choice or _selection(params, cell),
               "state_size": derived.state_size(params.archs[cell.arch]), "derived_by": code_version(),
               "flops_per_token": derived.flops_per_token(model, round(meta["length"]["test"]["mean"]), len(meta["vocab"]))}
     write_json(record, out)
     _record(info["run_id"], record)
     return out
 
+
+def _selection(params: Params, cell: Cell) -> dict:
+    from components.stages import tune
+
+    return tune.choice(params, cell)
+
+
+def _diverged_run(params: Params, cell: Cell) -> str:
+    """A finetune-stage MLflow run for a cell whose pretraining diverged (finetuning never started),
+    so the outcome is in the shared record under the cell's config hash like any other."""
+    from components import tracking
+    from components.grid import config_hash
+
+    data = read_json(paths.meta_path(cell.task))["sha256"]["train"] if paths.meta_path(cell.task).exists() else ""
+    tags = {**cell.tags(), "stage": "finetune", "cell": cell.name, "data_sha256": data,
+            "config_hash": config_hash(params, cell)}
+    with tracking.start_run(params.tracking.experiment, cell.name, tags) as t:
+        pass
+    return t.run_id
 
 def _record(run_id: str, record: dict) -> None:
     """The cell's metrics file, also as the `result` tag of its finetune run: the shared record a

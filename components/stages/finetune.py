@@ -1,6 +1,7 @@
 """Finetune one cell: load its initial backbone (artifacts/init/...), put a fresh classification
 head on top, train on the cell's labelled training rows with validation-based model selection,
-and write artifacts/finetune/<task>/<arch>/<init>/seed<seed>/frac<fraction>/{model.pt,info.json}.
+and write artifacts/finetune/<task>/<arch>/<init>/seed<seed>/frac<fraction>/{model.pt,info.json}
+(a tuning trial's: artifacts/tuning/<task>/<arch>/<init>/trial<k>/frac<fraction>/).
 
 Every weight trains, except for the frozen inits (`fpt_frozen`, `fpt_random`), where attention
 and feed-forward of the language model stay fixed. The cell's MLflow run (tags task, arch, init,

@@ -8,7 +8,8 @@ from typing import Callable
 
 from components import paths, tracking
 from components.atomic import read_json
-from components.config import ConfigError, Params
+from components.config import Params
+from components.stages.tune import ArmFailed
 from components.grid import Cell, arms, cells, config_hash, skip_reason, trial_cells
 
 
@@ -17,6 +18,7 @@ class Plan:
     run: list[Cell] = field(default_factory=list)
     done: dict[Cell, dict] = field(default_factory=dict)  # cell -> its recorded metrics
     skipped: dict[Cell, str] = field(default_factory=dict)  # cell -> why
+    blocked: dict[Cell, str] = field(default_factory=dict)  # cell -> why its arm has no configuration to run
 
     def starts(self) -> dict[Cell, list[float]]:
         """The cells to run as units of work: one per pretraining start, with its label fractions."""
@@ -44,7 +46,12 @@ def make(params: Params, todo: list[Cell] | None = None, settings: Callable[[Cel
         if reason := skip_reason(params, c):
             plan.skipped[c] = reason
             continue
-        found = recorded.get(config_hash(settings(c) if settings else params, c))
+        try:
+            resolved = settings(c) if settings else params
+        except ArmFailed as err:
+            plan.blocked[c] = str(err)
+            continue
+        found = recorded.get(config_hash(resolved, c))
         local = _local_data_sha(c.task)  # where this machine has the data, the record must match it
         if found and (local is None or found["data_sha256"] in ("", local)):
             plan.done[c] = found["record"]
@@ -54,15 +61,16 @@ def make(params: Params, todo: list[Cell] | None = None, settings: Callable[[Cel
 
 
 def describe(params: Params) -> str:
-    """What `arena grid` would do now: each trial and each cell, run / done / skip."""
+    """What `arena grid` would do now: each trial and each cell, run / done / skip / fail."""
     from components import tuning
     from components.stages import tune
 
     recorded = tracking.recorded(params.tracking.experiment)
-    trials = make(params, all_trials(params), lambda c: tune.resolve(params, c), recorded)
-    lines = _lines(params, trials, all_trials(params), lambda c: tune.resolve(params, c))
+    trial_list = all_trials(params)
+    trials = make(params, trial_list, lambda c: tune.resolve(params, c), recorded)
+    lines = _lines(trials, trial_list, lambda c: tune.resolve(params, c))
     pending = {(c.task, c.arch, c.init) for c in trials.run}
-    chosen: dict[tuple, dict] = {}  # arms whose trials are all recorded: their selection, computed here
+    chosen: dict[tuple, dict | None] = {}  # arms whose trials are all recorded: their selection, computed here
     for arm in arms(params):
         if params.tuning.trials > 1 and arm not in pending:
             by_trial: dict[int, list[dict]] = {}
@@ -70,30 +78,37 @@ def describe(params: Params) -> str:
                 if (c.task, c.arch, c.init) == arm:
                     by_trial.setdefault(c.trial, []).append(rec)
             t = tuning.select(by_trial)
-            chosen[arm] = tuning.candidates(params.tuning)[t] if t is not None else {}
+            chosen[arm] = tuning.candidates(params.tuning)[t] if t is not None else None
 
     def settings(c: Cell) -> Params:
         if params.tuning.trials == 1:
             return params
-        if (c.task, c.arch, c.init) not in chosen:
-            raise ConfigError("tuning pending")
+        if chosen[(c.task, c.arch, c.init)] is None:
+            raise ArmFailed("no tuning trial finished")
         return tuning.apply(params, c.arch, chosen[(c.task, c.arch, c.init)])
 
-    grid_cells = [c for c in cells(params) if params.tuning.trials == 1 or (c.task, c.arch, c.init) in chosen
-                  or skip_reason(params, c)]
-    later = [c for c in cells(params) if c not in grid_cells]
-    lines += _lines(params, make(params, grid_cells, settings, recorded), grid_cells, settings)
+    ready = [c for c in cells(params) if params.tuning.trials == 1 or (c.task, c.arch, c.init) in chosen
+             or skip_reason(params, c)]
+    later = [c for c in cells(params) if c not in ready]
+    grid = make(params, ready, settings, recorded)
+    lines += _lines(grid, ready, settings)
     lines += [f"run   {c.name}  (after its arm's tuning)" for c in later]
-    n_trials = len(trials.run) + len(trials.done)
-    lines.append(f"tuning: {params.tuning.trials} trial(s) per arm; {len(trials.run)} of {n_trials} trial runs to do")
+    if params.tuning.trials > 1:
+        lines.append(f"tuning: {params.tuning.trials} trials per arm; {len(trials.run)} of {len(trials.run) + len(trials.done)} "
+                     "trial runs to do")
+    lines.append(f"{len(grid.run) + len(later)} to run, {len(grid.done)} already recorded, {len(grid.skipped)} skipped"
+                 + (f", {len(grid.blocked)} without a configuration" if grid.blocked else "")
+                 + f" (MLflow store: {tracking.tracking_uri()}, experiment '{params.tracking.experiment}')")
     return "\n".join(lines)
 
 
-def _lines(params: Params, plan: Plan, todo: list[Cell], settings) -> list[str]:
+def _lines(plan: Plan, todo: list[Cell], settings) -> list[str]:
     lines = []
     for c in todo:
         if c in plan.skipped:
             lines.append(f"skip  {c.name}  ({plan.skipped[c]})")
+        elif c in plan.blocked:
+            lines.append(f"fail  {c.name}  (tuning: {plan.blocked[c]})")
         elif c in plan.done:
             rec = plan.done[c]
             result = (f"test accuracy {100 * rec['test_accuracy']:.2f}%" if rec.get("test_accuracy") is not None
@@ -102,7 +117,4 @@ def _lines(params: Params, plan: Plan, todo: list[Cell], settings) -> list[str]:
             lines.append(f"done  {c.name}  ({result}; run {rec.get('run_id', '?')})")
         else:
             lines.append(f"run   {c.name}  (config {config_hash(settings(c), c)})")
-    if todo and todo[0].trial is None:
-        lines.append(f"{len(plan.run)} to run, {len(plan.done)} already recorded, {len(plan.skipped)} skipped "
-                     f"(MLflow store: {tracking.tracking_uri()}, experiment '{params.tracking.experiment}')")
     return lines

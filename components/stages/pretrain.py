@@ -1,4 +1,5 @@
-"""Initialize a cell's backbone: artifacts/init/<task>/<arch>/<init>/seed<seed>/{backbone.pt,info.json}.
+"""Initialize a cell's backbone: artifacts/init/<task>/<arch>/<init>/seed<seed>/{backbone.pt,info.json}
+(a tuning trial's: artifacts/tuning/<task>/<arch>/<init>/trial<k>/init/).
 
 - `scratch` / `fpt_random`: the seeded random initialization, untrained (so cells of one seed
   start from the very same weights, whatever happens to them next).

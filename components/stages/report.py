@@ -30,12 +30,17 @@ def collect(params: Params) -> pd.DataFrame:
 
 
 def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
-    """Every trial record on this machine, and every arm's selection."""
+    """Every arm's selection and its trials' records, where they were made under the present
+    `tuning` settings (a leftover from another tuning budget is not this grid's)."""
     trials, selections = [], {}
+    if params.tuning.trials == 1:
+        return pd.DataFrame(), {}
+    wanted = tuning.candidates(params.tuning)
     for arm in arms(params):
         sel = paths.selection_path(*arm)
-        if sel.exists():
-            selections[arm] = read_json(sel)
+        if not sel.exists() or read_json(sel).get("candidates") != wanted:
+            continue
+        selections[arm] = read_json(sel)
         trials += [read_json(paths.metrics_path(c)) for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()]
     return pd.DataFrame(trials), selections
 

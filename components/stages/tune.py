@@ -18,13 +18,27 @@ from components.config import ConfigError, Params
 from components.grid import Cell, skip_reason, trial_cells
 
 
-def values(params: Params, cell: Cell) -> dict[str, float]:
-    """The tuned values `cell` runs with: a trial's candidate, or the arm's selection ({}: defaults)."""
+class ArmFailed(ConfigError):
+    """No tuning trial of the arm finished: it has no configuration to run on the grid seeds."""
+
+
+def choice(params: Params, cell: Cell) -> dict:
+    """How `cell`'s settings were chosen: {trial, values, rule, ...}; a trial's own candidate, the
+    arm's selection, or the defaults without tuning. Raises ArmFailed for an arm with no selection."""
     if params.tuning.trials == 1:
-        return {}
+        return {"trial": None, "values": {}, "rule": tuning.NO_TUNING}
     if cell.trial is not None:
-        return tuning.candidates(params.tuning)[cell.trial]
-    return selection(params, cell.task, cell.arch, cell.init).get("values") or {}
+        return {"trial": cell.trial, "values": tuning.candidates(params.tuning)[cell.trial], "rule": "tuning trial"}
+    sel = selection(params, cell.task, cell.arch, cell.init)
+    if sel["status"] != "ok":
+        raise ArmFailed(f"{sel['status']}: {sel['reason']}")
+    return {"trial": sel["selected"], "values": sel["values"], "rule": sel["rule"], "metric": sel["metric"],
+            "trials": sel["trials"]}
+
+
+def values(params: Params, cell: Cell) -> dict[str, float]:
+    """The tuned values `cell` runs with ({}: the defaults)."""
+    return choice(params, cell)["values"]
 
 
 def resolve(params: Params, cell: Cell) -> Params:
@@ -55,12 +69,19 @@ def arm_cells(params: Params, task: str, arch: str, init: str) -> dict[Cell, lis
 
 def write_selection(params: Params, task: str, arch: str, init: str, records: dict[Cell, dict],
                     tune_run_id: str | None = None) -> dict:
-    """Select from the trials' records, write selection.json, log it on the arm's tune run."""
+    """Select from the trials' records, write selection.json, and log it on the arm's tune run
+    when that run is new (`tune_run_id` given)."""
+    starts_ran = tune_run_id is not None
     cfg, cands = params.tuning, tuning.candidates(params.tuning)
     reason = skip_reason(params, Cell(task, arch, init, cfg.seed))
     by_trial: dict[int, list[dict]] = {}
     for c, rec in records.items():
         by_trial.setdefault(c.trial, []).append(rec)
+    path = paths.selection_path(task, arch, init)
+    if tune_run_id is None and path.exists():  # a re-run that trained no trial: keep the link to the scores' run
+        earlier = read_json(path)
+        if earlier.get("candidates") == cands and earlier.get("trials") == cfg.trials:
+            tune_run_id = earlier.get("tune_run_id")
     chosen = tuning.select(by_trial) if cfg.trials > 1 and reason is None else None
     sel = {"task": task, "arch": arch, "init": init, "trials": cfg.trials, "seed": cfg.seed, "metric": cfg.metric,
            "rule": tuning.RULE if cfg.trials > 1 else tuning.NO_TUNING, "candidates": cands,
@@ -70,8 +91,8 @@ def write_selection(params: Params, task: str, arch: str, init: str, records: di
            "status": "skipped" if reason else ("ok" if cfg.trials == 1 or chosen is not None else "failed"),
            "reason": reason or ("" if cfg.trials == 1 or chosen is not None else "no tuning trial finished"),
            "tune_run_id": tune_run_id}
-    write_json(sel, paths.selection_path(task, arch, init))
-    if tune_run_id:
+    write_json(sel, path)
+    if tune_run_id and sel["status"] != "skipped" and starts_ran:
         from components import tracking
 
         t = tracking.resume_run(tune_run_id)

@@ -1,0 +1,320 @@
+"""Fair by construction: the same declared candidates for every arm, selection on validation data
+only (the test split is read once per grid cell, never by a trial), intervals that agree with
+their closed forms, verdicts that follow them, and a tuned grid that a re-run does not retrain."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as sst
+
+from components import paths, stats, tuning
+from components.claims import check
+from components.config import ConfigError, parse_params
+from components.grid import Cell, config_hash
+from components.report import budget
+from components.stages import evaluate, finetune, pretrain, tune
+
+SPACE = {"finetune.lr": {"low": 3e-4, "high": 1e-2, "log": True},
+         "finetune.weight_decay": {"low": 0.0, "high": 0.1},
+         "finetune.warmup_steps": {"low": 0, "high": 4, "integer": True},
+         "pretrain.lr": {"low": 3e-4, "high": 1e-2, "log": True}}
+
+
+def tuned(raw: dict, trials: int = 3) -> dict:
+    raw["tuning"] = {"trials": trials, "seed": 1000, "space": SPACE}
+    return raw
+
+
+# ----------------------------------------------------------------------------------------------
+# candidates and selection
+
+
+def test_every_arm_sees_the_same_seeded_candidates(raw_params):
+    params = parse_params(tuned(raw_params, 4))
+    points = tuning.candidates(params.tuning)
+    assert len(points) == 4 and len({tuple(sorted(p.items())) for p in points}) == 4
+    assert points == tuning.candidates(params.tuning)  # seeded: the same draw every time
+    other = parse_params({**tuned(raw_params, 4), "tuning": {**raw_params["tuning"], "seed": 7}})
+    assert tuning.candidates(other.tuning) != points
+    for t, point in enumerate(points):
+        assert 3e-4 <= point["finetune.lr"] <= 1e-2 and 0 <= point["finetune.weight_decay"] <= 0.1
+        assert isinstance(point["finetune.warmup_steps"], int) and 0 <= point["finetune.warmup_steps"] <= 4
+        for arch in ("transformer", "s4d"):  # each arm runs exactly the candidate, whatever its own default lr
+            for init in ("scratch", "masked_spt"):
+                p = tune.resolve(params, Cell("listops", arch, init, 1000, 1.0, t))
+                assert p.finetune.lr[arch] == point["finetune.lr"] and p.pretrain.lr[arch] == point["pretrain.lr"]
+                assert p.finetune.weight_decay == point["finetune.weight_decay"]
+                assert p.finetune.warmup_steps == point["finetune.warmup_steps"]
+                assert p.finetune.lr["transformer" if arch == "s4d" else "s4d"] == params.finetune.lr[
+                    "transformer" if arch == "s4d" else "s4d"]  # another arch's rate is untouched
+
+
+def test_one_trial_is_no_tuning_the_shared_defaults(raw_params):
+    params = parse_params(raw_params)
+    assert params.tuning.trials == 1 and tuning.candidates(params.tuning) == [{}]
+    cell = Cell("listops", "s4d", "scratch", 0)
+    assert tune.resolve(params, cell) == params  # no selection file needed, nothing changes
+
+
+def test_bad_tuning_settings_fail_with_one_line(raw_params):
+    for edit, expected in (
+        ({"trials": 2, "space": {"finetune.momentum": {"low": 0, "high": 1}}}, "tuning: space.finetune.momentum: not tunable"),
+        ({"trials": 2, "space": {}}, "tuning: trials: 2 needs a search space"),
+        ({"trials": 2, "space": {"finetune.lr": {"low": 0, "high": 1, "log": True}}}, "a log range needs low > 0"),
+        ({"trials": 2, "seed": 0, "space": SPACE}, "tuning.seed: 0 is also in grid.seeds"),
+    ):
+        raw = {**raw_params, "tuning": edit}
+        with pytest.raises(ConfigError) as err:
+            parse_params(raw, "params.yaml")
+        assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_selection_takes_the_best_validation_score_ties_to_the_lower_trial():
+    ok = lambda v: {"status": "ok", "val_accuracy": v}  # noqa: E731
+    assert tuning.select({0: [ok(0.3)], 1: [ok(0.5)], 2: [ok(0.5)]}) == 1
+    assert tuning.select({0: [ok(0.3), ok(0.7)], 1: [ok(0.6), ok(0.3)]}) == 0  # mean over fractions: 0.5 vs 0.45
+    diverged = {"status": "diverged", "reason": "loss is nan"}
+    assert tuning.select({0: [diverged], 1: [ok(0.1)]}) == 1  # a diverged trial ranks last
+    assert tuning.select({0: [diverged], 1: [{"status": "failed"}]}) is None
+    assert tuning.score([ok(0.2), diverged]) == -math.inf
+
+
+# ----------------------------------------------------------------------------------------------
+# intervals against closed forms
+
+
+def test_paired_interval_matches_the_closed_form():
+    a, b = np.array([60.0, 62.0, 64.0]), np.array([59.0, 60.0, 61.0])  # differences 1, 2, 3
+    ci = stats.paired(a, b)
+    half = 4.302652729749464 * 1.0 / math.sqrt(3)  # t_{0.975, 2} * sd(d) / sqrt(n), sd(d) = 1
+    assert (ci.estimate, ci.n, ci.sd, ci.method) == (2.0, 3, 1.0, "paired t")
+    assert ci.low == pytest.approx(2 - half, abs=1e-12) and ci.high == pytest.approx(2 + half, abs=1e-12)
+    ref = sst.ttest_rel(a, b).confidence_interval(0.95)
+    assert (ci.low, ci.high) == pytest.approx((ref.low, ref.high))
+
+
+def test_welch_interval_matches_the_closed_form():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0])
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3  # 5/12 and 4/3
+    df = (va + vb) ** 2 / (va ** 2 / 3 + vb ** 2 / 2)
+    half = sst.t.ppf(0.975, df) * math.sqrt(va + vb)
+    ci = stats.welch(a, b)
+    assert ci.estimate == pytest.approx(-1.5) and ci.method == "Welch"
+    assert (ci.low, ci.high) == pytest.approx((-1.5 - half, -1.5 + half))
+    ref = sst.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (ci.low, ci.high) == pytest.approx((ref.low, ref.high))
+
+
+def test_mean_interval_verdicts_and_seeds_needed():
+    ci = stats.mean_ci([1.0, 2.0, 3.0])
+    assert ci.estimate == 2.0 and ci.high - ci.low == pytest.approx(2 * 4.302652729749464 / math.sqrt(3))
+    assert math.isnan(stats.mean_ci([5.0]).low)  # one seed: a mean, no interval
+    assert stats.verdict(stats.Interval(2.0, 0.5, 3.5, 3, 1.0, "t")) == stats.HOLDS
+    assert stats.verdict(stats.Interval(-2.0, -3.5, -0.5, 3, 1.0, "t")) == stats.CONTRADICTED
+    assert stats.verdict(stats.Interval(0.5, -1.0, 2.0, 3, 1.0, "t")) == stats.INCONCLUSIVE
+    assert stats.verdict(stats.Interval(-1.0, -1.5, -0.5, 3, 0.2, "t"), margin=-2.0) == stats.HOLDS  # "close"
+    assert stats.seeds_needed(stats.Interval(1.0, -1.0, 3.0, 3, 2.0, "t")) == 32  # (2.8 * 2 / 1)^2 = 31.4
+
+
+def test_identical_differences_have_a_zero_width_interval():
+    ci = stats.paired([3.0, 4.0, 5.0], [1.0, 2.0, 3.0])  # every seed +2: sd 0
+    assert (ci.low, ci.high) == (2.0, 2.0) and stats.verdict(ci) == stats.HOLDS
+
+
+# ----------------------------------------------------------------------------------------------
+# claims
+
+
+def _results(rows):
+    return pd.DataFrame([{"task": "listops", "fraction": 1.0, "status": "ok", **r} for r in rows])
+
+
+def test_claims_are_paired_differences_with_verdicts(tiny_params):
+    seeds = [0, 1, 2]
+    scratch = [0.30, 0.32, 0.31]
+
+    def verdict_for(spt):
+        rows = [{"arch": "transformer", "init": "scratch", "seed": s, "test_accuracy": a} for s, a in zip(seeds, scratch)]
+        rows += [{"arch": "transformer", "init": "masked_spt", "seed": s, "test_accuracy": a} for s, a in zip(seeds, spt)]
+        (v,) = [v for v in check(_results(rows), tiny_params.archs, tiny_params.inits)
+                if v.claim == "SPT beats scratch for Transformers"]
+        return v
+
+    v = verdict_for([0.35, 0.38, 0.36])  # +5, +6, +5 points
+    assert v.verdict == "holds" and v.method == "paired t" and v.n == 3
+    assert v.difference == pytest.approx(16 / 3) and v.low > 0
+    assert verdict_for([0.25, 0.27, 0.26]).verdict == "contradicted"
+    noisy = verdict_for([0.36, 0.29, 0.32])
+    assert noisy.verdict == "inconclusive" and noisy.seeds_needed and "seeds would resolve it" in noisy.evidence
+
+
+def test_unpaired_arms_use_welch_and_diverged_seeds_are_reported(tiny_params):
+    rows = [{"arch": "transformer", "init": "scratch", "seed": s, "test_accuracy": a}
+            for s, a in zip([0, 1, 2], [0.30, 0.31, 0.32])]
+    rows += [{"arch": "transformer", "init": "masked_spt", "seed": s, "test_accuracy": a}
+             for s, a in zip([0, 1, 5], [0.40, 0.41, 0.42])]
+    rows += [{"arch": "transformer", "init": "masked_spt", "seed": 6, "status": "diverged", "reason": "nan"}]
+    (v,) = [v for v in check(_results(rows), tiny_params.archs, tiny_params.inits)
+            if v.claim == "SPT beats scratch for Transformers"]
+    assert v.method == "Welch" and v.verdict == "holds"
+    assert "1 seed run(s) diverged or failed" in v.evidence  # kept in the record, never silently dropped
+
+
+# ----------------------------------------------------------------------------------------------
+# the whole protocol on real (tiny) training
+
+
+def test_test_rows_never_reach_training_or_selection(workdir, raw_params, monkeypatch):
+    from components.stages import materialize
+
+    raw_params["grid"].update(archs=["s4d"], inits=["scratch", "masked_spt"], seeds=[0, 1])
+    params = parse_params(tuned(raw_params, 2))
+    materialize.run(params, "listops")
+    test_file = paths.split_path("listops", "test")
+    hidden = test_file.with_name("hidden")
+    test_file.rename(hidden)  # no test rows exist while tuning: reading them would fail
+    reads = []
+    for module in (pretrain, finetune, evaluate):
+        real = module.load_split
+        monkeypatch.setattr(module, "load_split", lambda task, split, real=real: reads.append(split) or real(task, split))
+    for init in ("scratch", "masked_spt"):
+        tune.run(params, "listops", "s4d", init)
+    assert "test" not in reads and {"train", "val"} <= set(reads)
+    sel = tune.selection(params, "listops", "s4d", "masked_spt")
+    assert sel["status"] == "ok" and sel["selected"] in (0, 1) and sel["rule"] == tuning.RULE
+    assert set(sel["scores"]) == {"0", "1"} and sel["values"] == tuning.candidates(params.tuning)[sel["selected"]]
+    trial_record = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 1000, 1.0, sel["selected"]))
+    assert trial_record.exists() and "test_accuracy" not in trial_record.read_text()
+
+    hidden.rename(test_file)
+    reads.clear()
+    cell = Cell("listops", "s4d", "masked_spt", 0)
+    p = tune.resolve(params, cell)  # the selected settings, on a grid seed
+    assert p.finetune.lr["s4d"] == sel["values"]["finetune.lr"]
+    pretrain.run(p, cell)
+    finetune.run(p, cell)
+    assert "test" not in reads
+    record = evaluate.load_info(cell)
+    assert record["config_hash"] == config_hash(p, cell) != config_hash(params, cell)
+    evaluate.run(p, cell)
+    assert reads.count("test") == 1  # read once, by the evaluation of the selected configuration
+
+
+def test_a_changed_tuning_setting_refuses_a_stale_selection(workdir, raw_params):
+    from components.atomic import write_json
+
+    params = parse_params(tuned(raw_params, 2))
+    write_json({"candidates": tuning.candidates(params.tuning), "trials": 2, "values": {}, "status": "ok",
+                "selected": 0, "rule": tuning.RULE, "metric": "val_accuracy"},
+               paths.selection_path("listops", "s4d", "scratch"))
+    tune.resolve(params, Cell("listops", "s4d", "scratch", 0))  # matches: fine
+    changed = parse_params({**raw_params, "tuning": {**raw_params["tuning"], "seed": 5}})
+    with pytest.raises(ConfigError, match="selected under other tuning settings"):
+        tune.resolve(changed, Cell("listops", "s4d", "scratch", 0))
+
+
+def test_the_code_version_is_part_of_the_config_hash(tiny_params, monkeypatch):
+    from components import versioning
+
+    cell = Cell("listops", "s4d", "scratch", 0)
+    before = config_hash(tiny_params, cell)
+    assert len(versioning.code_version()) == 12
+    monkeypatch.setattr(versioning, "code_version", lambda: "000000000000")
+    assert config_hash(tiny_params, cell) != before
+
+
+def test_budget_counts_pretraining_once_per_start_and_every_trial():
+    def rec(init, seed, frac, trial=None, **kw):
+        base = {"task": "t", "arch": "a", "init": init, "seed": seed, "fraction": frac, "status": "ok",
+                "pretrain_steps": 10 if init == "spt" else 0, "pretrain_tokens": 100 if init == "spt" else 0,
+                "pretrain_seconds": 1.0 if init == "spt" else 0.0, "finetune_steps": 5, "finetune_tokens": 50,
+                "finetune_seconds": 0.5}
+        return {**base, **({"trial": trial} if trial is not None else {}), **kw}
+
+    results = pd.DataFrame([rec(i, s, f) for i in ("scratch", "spt") for s in (0, 1) for f in (0.5, 1.0)])
+    trials = pd.DataFrame([rec(i, 9, f, t) for i in ("scratch", "spt") for t in (0, 1) for f in (0.5, 1.0)]
+                          + [rec("spt", 9, 1.0, 2, status="diverged")])
+    sel = {("t", "a", i): {"trials": 3, "selected": 0, "values": {"finetune.lr": 1e-3, "pretrain.lr": 2e-3},
+                           "scores": {"0": 0.5, "1": 0.4, "2": None if i == "spt" else 0.3}} for i in ("scratch", "spt")}
+    b = budget(results, trials, sel).set_index("init")
+    assert b.loc["spt", "steps_per_seed"] == 10 + 2 * 5 and b.loc["scratch", "steps_per_seed"] == 2 * 5
+    assert b.loc["spt", "tuning_steps"] == 2 * (10 + 2 * 5) and b.loc["spt", "trials_finished"] == 2
+    assert b.loc["spt", "total_tokens"] == 2 * (100 + 100) + 2 * (100 + 100)
+    assert b.loc["scratch", "trials_finished"] == 3  # what selection scored, not what the records hold
+    assert "pretrain.lr" not in b.loc["scratch", "selected"] and "pretrain.lr 0.002" in b.loc["spt", "selected"]
+
+
+@pytest.mark.slow
+def test_tuned_grid_flow_end_to_end_then_rerun_trains_nothing(workdir, raw_params, prefect_harness, monkeypatch):
+    import flows.cell
+    from flows.grid import grid_flow
+
+    raw_params["grid"].update(archs=["transformer", "s4d"], inits=["scratch"], seeds=[0, 1])
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tuned(raw_params, 2)))
+    summary = grid_flow("params.yaml", return_state=True).result()
+    assert len(summary["ran"]) == 2 * 2 + 2 * 2 and not summary["failed"]  # 2 trials + 2 seeds per arm
+    md = (paths.report_dir() / "grid.md").read_text()
+    assert "## Tuning budget" in md and "| 2/2 |" in md and "trial " in md
+    claims = pd.read_csv(paths.report_dir() / "claims.csv")
+    assert set(claims["verdict"]) <= {"holds", "contradicted", "inconclusive", "not run"}
+    grid = pd.read_csv(paths.report_dir() / "grid.csv")
+    assert grid["acc_low"].notna().all() and (grid["acc_low"] <= grid["acc_mean"]).all()
+    assert grid["state_size"].notna().tolist() == [False, True]  # transformer: none; s4d: its modes
+    assert (grid["flops_per_token"] > 0).all() and grid["derived_by"].str.len().eq(12).all()
+
+    from mlflow.tracking import MlflowClient
+
+    from components import tracking
+
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(raw_params["tracking"]["experiment"])
+    tunes = client.search_runs([exp.experiment_id], "tags.stage = 'tune'")
+    assert len(tunes) == 2 and all("selected_trial" in r.data.tags for r in tunes)
+    trial_runs = client.search_runs([exp.experiment_id], "tags.stage = 'finetune' and tags.trial = '1'")
+    assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {r.info.run_id for r in tunes}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a re-run with nothing changed trained something")
+
+    monkeypatch.setattr(flows.cell, "run_unit", refuse)
+    import flows.grid
+
+    monkeypatch.setattr(flows.grid, "run_unit", refuse)
+    again = grid_flow("params.yaml", return_state=True).result()
+    assert again["ran"] == [] and len(again["recorded_before"]) == 8
+
+
+def test_values_that_came_through_json_give_the_same_config_hash(raw_params):
+    params = parse_params(tuned(raw_params, 2))
+    point = tuning.candidates(params.tuning)[1]
+    through_json = {k: float(v) for k, v in point.items()}  # a Prefect parameter turns 24 into 24.0
+    cell = Cell("listops", "s4d", "scratch", 0)
+    here, there = tuning.apply(params, "s4d", point), tuning.apply(params, "s4d", through_json)
+    assert isinstance(there.finetune.warmup_steps, int)
+    assert config_hash(here, cell) == config_hash(there, cell)
+
+
+def test_search_space_bounds_are_checked(raw_params):
+    for space, expected in (({"finetune.warmup_steps": {"low": 0, "high": 9}}, "need `integer: true`"),
+                            ({"finetune.grad_clip": {"low": 0, "high": 1}}, "low must be > 0"),
+                            ({"pretrain.weight_decay": {"low": -1, "high": 1}}, "low must be >= 0")):
+        with pytest.raises(ConfigError, match=expected):
+            parse_params({**raw_params, "tuning": {"trials": 2, "space": space}})
+
+
+def test_an_arm_without_a_finished_trial_has_no_configuration_to_run(workdir, raw_params, monkeypatch):
+    from components.stages import plan
+
+    raw_params["grid"].update(archs=["s4d"], inits=["scratch"])
+    params = parse_params(tuned(raw_params, 2))
+    diverged = {"status": "diverged", "reason": "loss is nan"}
+    sel = tune.write_selection(params, "listops", "s4d", "scratch",
+                               {Cell("listops", "s4d", "scratch", 1000, 1.0, t): diverged for t in (0, 1)})
+    assert sel["status"] == "failed" and sel["selected"] is None and sel["scores"] == {"0": None, "1": None}
+    monkeypatch.setattr(plan.tracking, "recorded", lambda experiment: {})
+    todo = plan.make(params, None, lambda c: tune.resolve(params, c))
+    assert todo.run == [] and "no tuning trial finished" in todo.blocked[Cell("listops", "s4d", "scratch", 0)]
+    with pytest.raises(tune.ArmFailed):  # never the defaults in its place
+        tune.values(params, Cell("listops", "s4d", "scratch", 0))
