@@ -84,10 +84,10 @@ def test_a_failing_cell_stops_nothing_and_is_retried(workdir, raw_params, prefec
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
     real = flows.grid.run_unit
 
-    def flaky(params, start, fractions, parent, values=None):
+    def flaky(params, start, fractions, parent, choice=None):
         if start.init == "masked_spt":
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real(params, start, fractions, parent, values=values)
+        return real(params, start, fractions, parent, choice=choice)
 
     monkeypatch.setattr(flows.grid, "run_unit", flaky)
     earlier = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0))  # a result from an earlier run
@@ -117,7 +117,7 @@ def test_units_run_concurrently_up_to_the_bound(workdir, raw_params, prefect_har
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
     lock, now, peak, started = threading.Lock(), [0], [0], []
 
-    def fake(params, start, fractions, parent, values=None):  # a unit that only takes time, then records a result
+    def fake(params, start, fractions, parent, choice=None):  # a unit that only takes time, then records a result
         with lock:
             now[0] += 1
             peak[0] = max(peak[0], now[0])

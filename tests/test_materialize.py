@@ -26,10 +26,11 @@ def test_every_generated_task_writes_its_contract_and_card_byte_identically(work
         table = pq.read_table(paths.split_path(task, "train"))
         assert table.schema.equals(SCHEMAS[meta["kind"]])
         if meta["kind"] == "pixels":
-            side = cfg.resolution
+            side = cfg.resolution if cfg.kind == "pathfinder" else 8  # digits: 8x8, ten classes, 17 levels
             assert meta["shape"] == [side, side, 1]
             assert {len(x) for x in table.column("input").to_pylist()} == {side * side}
-            assert set(table.column("label").to_pylist()) <= {0, 1}
+            assert set(table.column("label").to_pylist()) <= set(range(meta["n_classes"]))
+            assert max(max(x) for x in table.column("input").to_pylist()) < meta["levels"]
         card, figure = paths.card_paths(task)
         text = card.read_text()
         assert f"# Data card: {task}" in text and "## Labels" in text and "p50" in text
@@ -100,3 +101,20 @@ def test_a_pixel_task_trains_end_to_end(workdir, raw_params):
     assert info["status"] == "ok" and 0 <= info["pretrain_val_accuracy"] <= 1
     run = MlflowClient(tracking.tracking_uri()).get_run(info["pretrain_run_id"])
     assert run.data.params["mask_ratio"] == "0.5"  # the task's image ratio (the SPT paper's)
+
+
+def test_digits_are_the_bundled_real_images_split_without_overlap():
+    import numpy as np
+
+    from components.config import DigitsCfg
+    from components.data import digits
+
+    splits = digits.generate(DigitsCfg())
+    assert {k: len(v) for k, v in splits.items()} == {"train": 1200, "val": 297, "test": 300}
+    every = sorted(bytes(np.asarray(x, dtype=np.uint8)) + bytes([y]) for v in splits.values()
+                   for x, y in zip(v["input"], v["label"]))
+    pixels, labels = digits._load()
+    assert every == sorted(bytes(x) + bytes([y]) for x, y in zip(pixels, labels))  # a partition of the 1,797
+    assert set(splits["train"]["label"]) == set(range(10))
+    assert max(max(x) for x in splits["train"]["input"]) == 16 and all(len(x) == 64 for x in splits["test"]["input"])
+    assert digits.generate(DigitsCfg(seed=1))["test"]["label"].tolist() != splits["test"]["label"].tolist()
