@@ -72,7 +72,10 @@ def _lost(*arms: pd.Series) -> str:
 def _verdict(claim: str, task: str, label: str, ci: stats.Interval, margin: float, lost: str) -> Verdict:
     v = stats.verdict(ci, margin)
     need = stats.seeds_needed(ci, margin) if v == stats.INCONCLUSIVE else None
-    more = f"; ~{need} seeds would resolve it (80% power)" if need else ""
+    if need and need > 1000:
+        more = "; the difference is too small for its spread to resolve with any practical number of seeds"
+    else:
+        more = f"; ~{need} seeds would resolve it (80% power)" if need else ""
     evidence = f"{label}: {ci.text()} ({ci.method}, {ci.n} seed{'s' * (ci.n != 1)}){more}{lost}"
     return Verdict(claim, task, v, evidence, ci.estimate, ci.low, ci.high, ci.n, ci.method, need)
 

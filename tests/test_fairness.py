@@ -148,6 +148,8 @@ def test_claims_are_paired_differences_with_verdicts(tiny_params):
     assert verdict_for([0.25, 0.27, 0.26]).verdict == "contradicted"
     noisy = verdict_for([0.36, 0.29, 0.32])
     assert noisy.verdict == "inconclusive" and noisy.seeds_needed and "seeds would resolve it" in noisy.evidence
+    tiny = verdict_for([0.31, 0.31, 0.3101])  # +1, -1, +0.01 points: a mean near 0 against a spread of 1
+    assert tiny.verdict == "inconclusive" and tiny.seeds_needed > 1000 and "too small" in tiny.evidence
 
 
 def test_unpaired_arms_use_welch_and_diverged_seeds_are_reported(tiny_params):

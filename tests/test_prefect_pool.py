@@ -270,3 +270,25 @@ def test_grid_through_a_process_work_pool(tmp_path, processes):
     lines = dry.stdout.splitlines()
     assert sum(line.startswith("done  ") for line in lines) == 2, dry.stdout
     assert "0 to run, 2 already recorded, 0 skipped" in dry.stdout, dry.stdout
+
+    # tuning on, through the same pool: each arm's trials run on the worker (validation only), the
+    # controller selects from the records MLflow brings back, then the worker runs the selected settings
+    from components import profiles
+
+    lines = profiles.set_value((proj / "params.yaml").read_text().splitlines(), "tuning.trials", 2)
+    for root in (proj, checkout):  # controller and worker must agree on every setting
+        (root / "params.yaml").write_text("\n".join(lines) + "\n")
+    tuned = _run([str(BIN / "arena"), "--params", "params.yaml", "grid", "--deployment", "arena-cell/gpu",
+                  "--concurrency", "2"], env, proj, 300)
+    assert tuned.returncode == 0, (f"arena grid: {tuned.returncode}\n{tuned.stdout[-4000:]}\n{tuned.stderr[-6000:]}\n"
+                                   f"--- worker ---\n{processes.log('worker')}")
+    tunes = client.search_runs([exp.experiment_id], "tags.stage = 'tune'")
+    assert len(tunes) == 2
+    trials = client.search_runs([exp.experiment_id], "tags.stage = 'finetune' and tags.trial != ''")
+    assert len(trials) == 4 and {r.data.tags["mlflow.parentRunId"] for r in trials} == {r.info.run_id for r in tunes}
+    assert all("test_accuracy" not in r.data.metrics for r in trials)  # trials never saw test rows
+    for init in ("scratch", "masked_spt"):
+        sel = json.loads((proj / "artifacts" / "tuning" / "listops_smoke" / "s4d" / init / "selection.json").read_text())
+        assert sel["status"] == "ok" and sel["selected"] in (0, 1)
+        record = json.loads((proj / "metrics" / "listops_smoke" / "s4d" / init / "seed0" / "frac1.0.json").read_text())
+        assert record["selection"]["trial"] == sel["selected"] and record["selection"]["values"] == sel["values"]
