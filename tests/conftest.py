@@ -60,6 +60,10 @@ def shrink(raw: dict) -> dict:
     for phase in ("pretrain", "finetune"):
         raw[phase].update(steps=6, steps_by_arch={}, batch_size=8, warmup_steps=2, eval_every=3, log_every=2,
                           checkpoint_every=3)
+    # the grid of the cpu_wide profile (every arm once, ListOps, no tuning); tests narrow it as they need
+    wide = raw["profiles"]["cpu_wide"]
+    raw["grid"].update({key: wide[f"grid.{key}"] for key in ("tasks", "archs", "inits", "seeds", "fractions", "exclude")})
+    raw["tuning"]["trials"] = 1
     return raw
 
 

@@ -19,7 +19,7 @@ def test_profiles_switch_and_switch_back_byte_for_byte(tmp_path, capsys):
     assert profiles.apply(path, "cpu") == []  # the file is the cpu profile as shipped
 
     assert main(["--params", str(path), "profile", "smoke"]) == 0
-    assert "changed: grid.tasks, grid.archs" in capsys.readouterr().out
+    assert "changed: grid.tasks, grid.seeds, grid.fractions" in capsys.readouterr().out
     smoke = load_params(path)
     assert smoke.profile == "smoke" and smoke.grid.tasks == ["listops_smoke"] and smoke.pretrain.steps == 6
     assert smoke.finetune.steps_by_arch == {} and smoke.grid.exclude == []
@@ -31,8 +31,13 @@ def test_profiles_switch_and_switch_back_byte_for_byte(tmp_path, capsys):
     profiles.apply(path, "paper")
     paper = load_params(path)
     assert paper.archs["transformer"].d_model == 512 and paper.pretrain.epochs == 100 and paper.pretrain.steps is None
+    profiles.apply(path, "cpu_wide")
+    wide = load_params(path)
+    assert "fpt" in wide.grid.archs and wide.tuning.trials == 1 and wide.finetune.steps_by_arch == {"fpt": 300}
     profiles.apply(path, "cpu")
     assert path.read_text() == original
+    shipped = load_params(path)  # the default grid is the fair one: tuned, several seeds, two tasks
+    assert shipped.tuning.trials >= 4 and len(shipped.grid.seeds) >= 3 and len(shipped.grid.tasks) >= 2
 
 
 def test_profile_errors_name_the_key(tmp_path):
