@@ -48,34 +48,46 @@ def _families(archs: dict) -> dict[str, list[str]]:
 
 
 def _arm(rows: pd.DataFrame, arch: str, init: str) -> pd.Series | None:
-    """Test accuracy (%) by seed of one arm; diverged or failed seeds are NaN (kept, and counted);
-    None when the arm has no finished seed."""
-    got = rows[(rows["arch"] == arch) & (rows["init"] == init)]
-    if got.empty or not (got["status"] == "ok").any():
+    """Test accuracy (%) by seed of one arm; diverged or failed seeds are NaN (kept, and counted,
+    even when no seed finished); None when the arm is not in the grid or was skipped."""
+    got = rows[(rows["arch"] == arch) & (rows["init"] == init) & (rows["status"] != "skipped")]
+    if got.empty:
         return None
     return got.set_index("seed")["acc"].where(got.set_index("seed")["status"] == "ok")
 
 
 def difference(a: pd.Series, b: pd.Series) -> stats.Interval:
-    """a - b: paired by seed when both ran the same seeds, else Welch."""
+    """a - b: paired by seed when both ran the same seeds (and two pairs finished), else Welch."""
     if set(a.index) == set(b.index):
         seeds = sorted(a.index)
-        return stats.paired(a[seeds].to_numpy(), b[seeds].to_numpy())
+        ci = stats.paired(a[seeds].to_numpy(), b[seeds].to_numpy())
+        if ci.n >= 2 or min(a.notna().sum(), b.notna().sum()) < 2:
+            return ci
     return stats.welch(a.to_numpy(), b.to_numpy())
 
 
 def _lost(*arms: pd.Series) -> str:
-    bad = sum(int(s.isna().sum()) for s in arms)
-    return f"; {bad} seed run(s) diverged or failed, left out of the interval" if bad else ""
+    seeds = sorted({s for arm in arms for s in arm.index[arm.isna()]})
+    bad = sum(int(arm.isna().sum()) for arm in arms)
+    return (f"; {bad} seed run(s) diverged or failed (seed {', '.join(map(str, seeds))}), left out of the interval"
+            if bad else "")
+
+
+def _more(ci: stats.Interval, need: int | None) -> str:
+    """What more seeds would do for an inconclusive difference."""
+    if ci.n == 0:
+        return "; no seed of these arms finished"
+    if ci.n < 2:
+        return "; one seed gives no interval: run 3 or more"
+    if need is None or need > 1000:
+        return "; the difference is too small for its spread to resolve with any practical number of seeds"
+    return f"; ~{need} seeds would resolve it (80% power)"
 
 
 def _verdict(claim: str, task: str, label: str, ci: stats.Interval, margin: float, lost: str) -> Verdict:
     v = stats.verdict(ci, margin)
     need = stats.seeds_needed(ci, margin) if v == stats.INCONCLUSIVE else None
-    if need and need > 1000:
-        more = "; the difference is too small for its spread to resolve with any practical number of seeds"
-    else:
-        more = f"; ~{need} seeds would resolve it (80% power)" if need else ""
+    more = _more(ci, need) if v == stats.INCONCLUSIVE else ""
     evidence = f"{label}: {ci.text()} ({ci.method}, {ci.n} seed{'s' * (ci.n != 1)}){more}{lost}"
     return Verdict(claim, task, v, evidence, ci.estimate, ci.low, ci.high, ci.n, ci.method, need)
 

@@ -168,6 +168,17 @@ class DigitsCfg(_TaskCfg):
     n_val: int = Field(297, ge=1)
     n_test: int = Field(300, ge=1)
     mask_ratio: float = Field(0.50, gt=0, lt=1)
+    IMAGES: ClassVar[int] = 1797
+
+    @model_validator(mode="after")
+    def _split(self):
+        left = self.IMAGES - self.n_val - self.n_test
+        if left < 1:
+            raise ValueError(f"the digits have {self.IMAGES} images; n_val + n_test = {self.n_val + self.n_test} "
+                             "leaves none to train on")
+        if self.n_train is not None and self.n_train > left:
+            raise ValueError(f"n_train = {self.n_train} but only {left} images are left after n_val and n_test")
+        return self
 
 
 class RemoteHomologyCfg(_TaskCfg):

@@ -30,12 +30,19 @@ def card_paths(task: str) -> tuple[Path, Path]:
 
 
 def tuning_dir(task: str, arch: str, init: str) -> Path:
-    """An arm's tuning: trial<t>/{init,frac<f>,frac<f>.json} and selection.json (one DVC output)."""
+    """An arm's tuning: trial<t>/{init,frac<f>,frac<f>.json}, selection.json and selected.json (one DVC output)."""
     return Path("artifacts") / "tuning" / task / arch / init
 
 
 def selection_path(task: str, arch: str, init: str) -> Path:
+    """The arm's whole selection record: rule, every trial's score, the MLflow run."""
     return tuning_dir(task, arch, init) / "selection.json"
+
+
+def selected_path(task: str, arch: str, init: str) -> Path:
+    """What the arm's grid cells run: the selected values and the settings they were chosen under
+    (no scores or run ids, so re-tuning to the same choice leaves it, and the cells, unchanged)."""
+    return tuning_dir(task, arch, init) / "selected.json"
 
 
 def _trial(cell: Cell) -> Path:

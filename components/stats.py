@@ -33,6 +33,8 @@ class Interval:
 
     def text(self, signed: bool = True) -> str:
         f = "{:+.2f}" if signed else "{:.2f}"
+        if math.isnan(self.estimate):
+            return "–"
         if math.isnan(self.low):
             return f"{f.format(self.estimate)} (n = {self.n}: no interval)"
         return f"{f.format(self.estimate)} [{f.format(self.low)}, {f.format(self.high)}]"

@@ -63,7 +63,8 @@ class Tracker:
 
 @functools.lru_cache(maxsize=None)
 def git_commit(cwd: str | None = None) -> str:
-    """HEAD of the git checkout the code runs in, with `-dirty` if tracked files differ; `unknown` outside git."""
+    """HEAD of the git checkout the code runs in, with `-dirty` if tracked files differ (other than
+    what a run itself writes: dvc.lock and reports/); `unknown` outside git."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=cwd or Path.cwd(), capture_output=True, text=True, timeout=30)
         if done.returncode != 0:
@@ -72,7 +73,8 @@ def git_commit(cwd: str | None = None) -> str:
 
     try:
         head = git("rev-parse", "HEAD")
-        return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!reports")
+        return head + ("-dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -3,7 +3,8 @@ start (task, arch, init, seed), then finetuning and evaluation for each of its l
 
 As a deployment (prefect.yaml), a process worker runs it in the project checkout; the data comes
 from `dvc pull` when the worker has pulled it, else it is materialized here. Results go to the
-MLflow store (`MLFLOW_TRACKING_URI`) as children of the grid's run, and come back as the return value.
+MLflow store (`MLFLOW_TRACKING_URI`) as children of the grid's run (a tuning trial's: of its arm's
+`tune` run), and come back as the return value.
 """
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ def run_unit(params: Params, start: Cell, fractions: list[float], parent_run_id:
              expected: dict[str, str] | None = None, choice: dict[str, Any] | None = None) -> dict[str, dict]:
     """Pretrain `start` once, then finetune and evaluate it at each fraction: {cell name: metrics record}.
     `choice` is how the controller chose its tuned settings (stages/tune.py `choice`: a trial's
-    candidate or the arm's selection; None: the defaults); `expected` ({fraction: config hash},
-    from the controller) must match this machine's."""
+    candidate or the arm's selection; None: look it up here, from this checkout's selection);
+    `expected` ({fraction: config hash}, from the controller) must match this machine's."""
     from components import tuning
-    from components.stages import evaluate, finetune, pretrain
+    from components.stages import evaluate, finetune, pretrain, tune
 
-    params = tuning.apply(params, start.arch, (choice or {}).get("values") or {})
+    choice = tune.choice(params, start) if choice is None else choice
+    params = tuning.apply(params, start.arch, choice["values"] or {})
     for fraction, wanted in (expected or {}).items():
         cell = start.at(float(fraction))
         if (here := config_hash(params, cell)) != wanted:

@@ -20,7 +20,7 @@ from prefect.states import Failed
 
 from components import paths, tracking
 from components.atomic import read_json, write_json
-from components.config import Params, load_params
+from components.config import ConfigError, Params, load_params
 from components.grid import Cell, arms, cells, config_hash, trial_cells
 from components.stages import plan as planning
 from components.stages import report, skip, tune
@@ -56,6 +56,16 @@ def _require_workers(deployment: str) -> None:
     if not any(str(getattr(w.status, "value", w.status)).upper() == "ONLINE" for w in workers):
         raise RuntimeError(f"no worker is online for work pool '{pool}' (deployment {deployment}): start one with "
                            f"`prefect worker start --pool {pool} --type process` (README, Prefect)")
+
+
+def _has_work(params: Params, trials: planning.Plan, resolve) -> bool:
+    """Whether the launch will run anything (a fully recorded grid needs no worker online)."""
+    if trials.run:
+        return True
+    try:
+        return bool(planning.make(params, None, resolve).run)
+    except ConfigError:  # a selection not written yet (its trials are recorded): it will be, then cells run
+        return True
 
 
 def _record_failure(cell: Cell, reason: str) -> None:
@@ -123,7 +133,7 @@ def run_grid(params: Params, params_path: str = "params.yaml", concurrency: int 
     deployment = deployment or params.prefect.deployment
     resolve = functools.partial(tune.resolve, params)
     trials = planning.make(params, planning.all_trials(params), resolve)
-    if deployment is not None:
+    if deployment is not None and _has_work(params, trials, resolve):
         _require_workers(deployment)
     grid_run = tracking.start_grid(params.tracking.experiment, f"grid-{params.profile}",
                                    {"profile": params.profile, "cells": str(len(cells(params))),

@@ -36,6 +36,8 @@ def test_shipped_params_validate():
     (lambda r: r["grid"].update(archs=["transformer", "mamba"]), "grid.archs: 'mamba' is not defined"),
     (lambda r: r["finetune"]["lr"].pop("s4d"), "finetune.lr: no learning rate for arch 's4d'"),
     (lambda r: r.update(extra_section={}), "extra_section: unknown key"),
+    (lambda r: r["tasks"]["digits"].update(n_val=1000, n_test=900), "the digits have 1797 images; n_val + n_test = 1900"),
+    (lambda r: r["tasks"]["digits"].update(n_train=1795), "n_train = 1795 but only 1789 images are left"),
 ])
 def test_bad_params_fail_with_one_line_naming_the_key(raw_params, edit, expected):
     edit(raw_params)

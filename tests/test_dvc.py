@@ -49,8 +49,10 @@ def test_dvc_paths_match_components_paths():
     trial = Cell(**ITEM, trial=0)
     for p in (paths.init_dir(trial), paths.finetune_dir(trial), paths.metrics_path(trial)):
         assert paths.tuning_dir(*arm) in p.parents  # a trial's files live in its arm's tune output
-    for stage in ("pretrain", "finetune"):
-        assert str(paths.tuning_dir(*arm)) in [render(d) for d in DVC[stage]["deps"]]
+    for stage in ("pretrain", "finetune", "evaluate"):  # the selected values, not the trials' files and scores
+        deps = [render(d) for d in DVC[stage]["deps"]]
+        assert str(paths.selected_path(*arm)) in deps and str(paths.tuning_dir(*arm)) not in deps
+        assert "tuning" not in DVC[stage]["params"]
     assert [next(iter(e)) for e in DVC["report"]["plots"]] == [str(report / "plots" / "learning_curves.csv")]
 
 
@@ -164,3 +166,8 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
     record = json.loads((tmp_path / paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0))).read_text())
     assert record["status"] == "ok" and record["selection"]["values"] == sel["values"]
     assert "| 2/2 |" in (tmp_path / "reports" / "grid.md").read_text()  # the budget table
+    # re-tuning to the same choice (new MLflow run, same selected.json) leaves the arm's cells alone
+    sh("dvc", "repro", "--force", "--single-item", "tune@listops-s4d-masked_spt")
+    assert json.loads((tmp_path / paths.selection_path("listops", "s4d", "masked_spt")).read_text())["tune_run_id"] \
+        != sel["tune_run_id"]
+    assert ran(sh("dvc", "repro")) == {"report"}

@@ -10,6 +10,7 @@ import yaml
 from scipy import stats as sst
 
 from components import paths, stats, tuning
+from components.atomic import read_json
 from components.claims import check
 from components.config import ConfigError, parse_params
 from components.grid import Cell, config_hash
@@ -161,7 +162,31 @@ def test_unpaired_arms_use_welch_and_diverged_seeds_are_reported(tiny_params):
     (v,) = [v for v in check(_results(rows), tiny_params.archs, tiny_params.inits)
             if v.claim == "SPT beats scratch for Transformers"]
     assert v.method == "Welch" and v.verdict == "holds"
-    assert "1 seed run(s) diverged or failed" in v.evidence  # kept in the record, never silently dropped
+    assert "1 seed run(s) diverged or failed (seed 6)" in v.evidence  # kept in the record, never silently dropped
+
+
+def test_an_arm_that_never_finished_is_a_result_not_a_missing_arm(tiny_params):
+    scratch = [{"arch": "transformer", "init": "scratch", "seed": s, "test_accuracy": a}
+               for s, a in zip([0, 1, 2], [0.30, 0.31, 0.32])]
+    dead = [{"arch": "transformer", "init": "masked_spt", "seed": s, "status": "diverged", "reason": "nan"}
+            for s in (0, 1, 2)]
+
+    def spt(rows):
+        (v,) = [v for v in check(_results(rows), tiny_params.archs, tiny_params.inits)
+                if v.claim == "SPT beats scratch for Transformers"]
+        return v
+
+    v = spt(scratch + dead)
+    assert v.verdict == "inconclusive" and v.n == 0
+    assert "no seed of these arms finished" in v.evidence and "3 seed run(s) diverged or failed (seed 0, 1, 2)" in v.evidence
+    # same seeds, but only one pair finished: the two arms' own spreads still give an interval (Welch)
+    half = [{"arch": "transformer", "init": "masked_spt", "seed": 0, "test_accuracy": 0.50},
+            {"arch": "transformer", "init": "masked_spt", "seed": 1, "test_accuracy": 0.52},
+            {"arch": "transformer", "init": "masked_spt", "seed": 2, "status": "diverged", "reason": "nan"}]
+    scratch[0].update(status="failed", test_accuracy=None)
+    v = spt(scratch + half)
+    assert v.method == "Welch" and v.verdict == "holds" and v.n == 2
+    assert spt([r for r in scratch if r["seed"] != 0] + dead[:0]).verdict == "not run"  # no SPT arm at all
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,7 +211,8 @@ def test_test_rows_never_reach_training_or_selection(workdir, raw_params, monkey
     assert "test" not in reads and {"train", "val"} <= set(reads)
     sel = tune.selection(params, "listops", "s4d", "masked_spt")
     assert sel["status"] == "ok" and sel["selected"] in (0, 1) and sel["rule"] == tuning.RULE
-    assert set(sel["scores"]) == {"0", "1"} and sel["values"] == tuning.candidates(params.tuning)[sel["selected"]]
+    assert sel["values"] == tuning.candidates(params.tuning)[sel["selected"]]
+    assert set(read_json(paths.selection_path("listops", "s4d", "masked_spt"))["scores"]) == {"0", "1"}
     trial_record = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 1000, 1.0, sel["selected"]))
     assert trial_record.exists() and "test_accuracy" not in trial_record.read_text()
 
@@ -204,17 +230,27 @@ def test_test_rows_never_reach_training_or_selection(workdir, raw_params, monkey
     assert reads.count("test") == 1  # read once, by the evaluation of the selected configuration
 
 
-def test_a_changed_tuning_setting_refuses_a_stale_selection(workdir, raw_params):
+def test_a_changed_setting_refuses_a_stale_selection(workdir, raw_params, monkeypatch):
+    from components import versioning
     from components.atomic import write_json
 
-    params = parse_params(tuned(raw_params, 2))
+    raw = tuned(raw_params, 2)
+    params, cell = parse_params(raw), Cell("listops", "s4d", "scratch", 0)
     write_json({"candidates": tuning.candidates(params.tuning), "trials": 2, "values": {}, "status": "ok",
-                "selected": 0, "rule": tuning.RULE, "metric": "val_accuracy"},
-               paths.selection_path("listops", "s4d", "scratch"))
-    tune.resolve(params, Cell("listops", "s4d", "scratch", 0))  # matches: fine
-    changed = parse_params({**raw_params, "tuning": {**raw_params["tuning"], "seed": 5}})
+                "selected": 0, "rule": tuning.RULE, "metric": "val_accuracy",
+                "settings": tune.settings(params, "listops", "s4d", "scratch")},
+               paths.selected_path("listops", "s4d", "scratch"))
+    tune.resolve(params, cell)  # matches: fine
+    changed = parse_params({**raw, "tuning": {**raw["tuning"], "seed": 5}})
     with pytest.raises(ConfigError, match="selected under other tuning settings"):
-        tune.resolve(changed, Cell("listops", "s4d", "scratch", 0))
+        tune.resolve(changed, cell)
+    for other in ({**raw, "finetune": {**raw["finetune"], "steps": 7}},  # the trials trained otherwise
+                  {**raw, "grid": {**raw["grid"], "fractions": [0.5, 1.0]}}):  # were scored over other fractions
+        with pytest.raises(ConfigError, match="selected under other training settings or code"):
+            tune.resolve(parse_params(other), cell)
+    monkeypatch.setattr(versioning, "code_version", lambda: "000000000000")
+    with pytest.raises(ConfigError, match="selected under other training settings or code"):
+        tune.resolve(params, cell)
 
 
 def test_the_code_version_is_part_of_the_config_hash(tiny_params, monkeypatch):

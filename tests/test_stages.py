@@ -123,3 +123,24 @@ def test_every_architecture_in_params_trains_and_gets_its_own_row(workdir, raw_p
     assert sorted(grid["arch"]) == sorted(raw_params["archs"])
     assert (grid["status"] == "ok").all()
     assert (grid["params_trainable"] <= grid["params_total"]).all() and grid["acc_mean"].between(0, 100).all()
+
+
+def test_git_commit_is_dirty_for_changed_inputs_not_for_what_a_run_writes(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "reports").mkdir()
+    for name in ("params.yaml", "dvc.lock", "reports/grid.md"):
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "init")
+    commit = lambda: tracking.git_commit.__wrapped__(str(tmp_path))  # noqa: E731  (uncached)
+    (tmp_path / "dvc.lock").write_text("b\n")  # what `dvc repro` itself rewrites
+    (tmp_path / "reports" / "grid.md").write_text("b\n")
+    assert not commit().endswith("-dirty") and len(commit()) == 40
+    (tmp_path / "params.yaml").write_text("b\n")  # a setting that differs from the commit
+    assert commit().endswith("-dirty")

@@ -76,7 +76,7 @@ def figure(splits: dict[str, pd.DataFrame], meta: dict) -> bytes:
             if meta["kind"] == "pixels":
                 h, w, c = meta["shape"]
                 ax.imshow(r.input.reshape(h, w, c).squeeze(-1) if c == 1 else r.input.reshape(h, w, c),
-                          cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                          cmap="gray", vmin=0, vmax=meta.get("levels", 256) - 1, interpolation="nearest")
                 ax.set_title(f"label {r.label}", fontsize=8)
             else:
                 ax.imshow(r.input.reshape(meta["shape"]), cmap="coolwarm", aspect="auto", interpolation="nearest")

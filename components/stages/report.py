@@ -18,6 +18,7 @@ from components.config import Params
 from components.document import Figure, to_markdown
 from components import tuning
 from components.grid import Cell, arms, cells, trial_cells
+from components.stages import tune
 from components.html import to_html
 from components.references import load as load_references
 from components.report import aggregate, budget, document
@@ -31,33 +32,37 @@ def collect(params: Params) -> pd.DataFrame:
 
 def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
     """Every arm's selection and its trials' records, where they were made under the present
-    `tuning` settings (a leftover from another tuning budget is not this grid's)."""
+    `tuning` and training settings (a leftover from another budget or setting is not this grid's)."""
     trials, selections = [], {}
     if params.tuning.trials == 1:
         return pd.DataFrame(), {}
     wanted = tuning.candidates(params.tuning)
     for arm in arms(params):
         sel = paths.selection_path(*arm)
-        if not sel.exists() or read_json(sel).get("candidates") != wanted:
+        if not sel.exists() or read_json(sel).get("candidates") != wanted \
+                or read_json(sel).get("settings") != tune.settings(params, *arm):
             continue
         selections[arm] = read_json(sel)
         trials += [read_json(paths.metrics_path(c)) for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()]
     return pd.DataFrame(trials), selections
 
 
+SPENT = ("Steps and tokens count pretraining toward the arm that uses it; time is training wall time; runs "
+         "that diverged or failed count nothing (their partial compute is not recorded).")
+
+
 def tuning_note(params: Params) -> str:
     cfg = params.tuning
     if cfg.trials == 1:
         return ("No tuning (`tuning.trials: 1`): every arm ran the shared defaults of `pretrain` and `finetune` "
-                "(per-architecture learning rates as declared there). Steps and tokens count pretraining toward "
-                "the arm that uses it; time is training wall time.")
+                "(per-architecture learning rates as declared there). " + SPENT)
     space = ", ".join(f"`{k}` {'log-' if r.log else ''}uniform in [{r.low:g}, {r.high:g}]" + (" (integer)" if r.integer else "")
                       for k, r in sorted(cfg.space.items()))
     return (f"Every (task, arch, init) arm had the same declared budget: {cfg.trials} trials, the same "
             f"quasi-random points (scrambled Sobol, seed {cfg.seed}) of the space {space}; arms that do not pretrain "
             f"ignore `pretrain.*`. Trials train on seed {cfg.seed} and are scored on validation data only; "
             f"selection: {tuning.RULE}. The selected settings then ran on every grid seed, whose test splits were "
-            "read once each. Steps and tokens count pretraining toward the arm that uses it; time is training wall time.")
+            "read once each. " + SPENT)
 
 
 def setting_note(params: Params, task: str) -> str:

@@ -20,7 +20,7 @@ def upstream(params: Params, stage: str, cell: Cell) -> Optional[tuple[str, str]
     if reason:
         return "skipped", reason
     if stage == "pretrain" and cell.trial is None and params.tuning.trials > 1:
-        sel = paths.selection_path(cell.task, cell.arch, cell.init)
+        sel = paths.selected_path(cell.task, cell.arch, cell.init)
         if sel.exists() and read_json(sel).get("status") == "failed":  # counts as a failure of the arm
             return "failed", f"tuning: {read_json(sel)['reason']}, so the arm has no configuration to run"
     before = {"finetune": paths.init_dir(cell) / "info.json",

@@ -1,7 +1,8 @@
 """Tune one arm (task, arch, init) within the declared budget: run its `tuning.trials` candidates
 (components/tuning.py) on the tuning seed, score each on validation data, select one by the
-recorded rule, and write artifacts/tuning/<task>/<arch>/<init>/selection.json. The arm's grid
-cells then run the selected settings on every grid seed (`resolve`). No test row is read here:
+recorded rule, and write artifacts/tuning/<task>/<arch>/<init>/selection.json (scores, rule, run)
+and selected.json (what the cells run). The arm's grid cells then run the selected settings on
+every grid seed (`resolve`). No test row is read here:
 a trial's evaluation is its validation record (stages/evaluate.py).
 
 With `tuning.trials: 1` nothing trains: the selection is the shared defaults. Each trial's runs
@@ -15,11 +16,27 @@ from pathlib import Path
 from components import paths, tuning
 from components.atomic import read_json, write_json
 from components.config import ConfigError, Params
-from components.grid import Cell, skip_reason, trial_cells
+from components.grid import Cell, config_hash, skip_reason, trial_cells
 
 
 class ArmFailed(ConfigError):
     """No tuning trial of the arm finished: it has no configuration to run on the grid seeds."""
+
+
+# what the grid cells need from a selection (selected.json); scores and run ids stay in selection.json
+SELECTED = ("task", "arch", "init", "trials", "seed", "metric", "rule", "candidates", "selected", "values",
+            "status", "reason", "settings")
+
+
+def settings(params: Params, task: str, arch: str, init: str) -> str | None:
+    """The config hashes of the arm's first trial, one per fraction: they change with every setting
+    the trials ran under (task, arch, init, pretrain, finetune, fractions, code version), so a
+    selection made under others is recognized as stale. None without trials."""
+    first = [c for c in trial_cells(params, task, arch, init) if c.trial == 0]
+    if not first:
+        return None
+    p = tuning.apply(params, arch, tuning.candidates(params.tuning)[0])
+    return " ".join(config_hash(p, c) for c in first)
 
 
 def choice(params: Params, cell: Cell) -> dict:
@@ -31,7 +48,7 @@ def choice(params: Params, cell: Cell) -> dict:
         return {"trial": cell.trial, "values": tuning.candidates(params.tuning)[cell.trial], "rule": "tuning trial"}
     sel = selection(params, cell.task, cell.arch, cell.init)
     if sel["status"] != "ok":
-        raise ArmFailed(f"{sel['status']}: {sel['reason']}")
+        raise ArmFailed(f"{cell.task}/{cell.arch}/{cell.init}: {sel['reason']}")
     return {"trial": sel["selected"], "values": sel["values"], "rule": sel["rule"], "metric": sel["metric"],
             "trials": sel["trials"]}
 
@@ -47,14 +64,17 @@ def resolve(params: Params, cell: Cell) -> Params:
 
 
 def selection(params: Params, task: str, arch: str, init: str) -> dict:
-    """The arm's recorded selection; an error when it is missing or was made under other tuning settings."""
-    path = paths.selection_path(task, arch, init)
+    """What the arm selected (selected.json); an error when it is missing or was made under other
+    tuning settings."""
+    path = paths.selected_path(task, arch, init)
     if not path.exists():
         raise ConfigError(f"{path}: no tuning selection for this arm; run `arena tune --task {task} --arch {arch} "
                           f"--init {init}` (or `dvc repro`, or `arena grid`) first")
     sel = read_json(path)
     if sel.get("candidates") != tuning.candidates(params.tuning) or sel.get("trials") != params.tuning.trials:
         raise ConfigError(f"{path}: selected under other tuning settings than params.yaml `tuning`; tune again")
+    if sel.get("settings") != settings(params, task, arch, init):
+        raise ConfigError(f"{path}: selected under other training settings or code than now; tune again")
     return sel
 
 
@@ -90,8 +110,9 @@ def write_selection(params: Params, task: str, arch: str, init: str, records: di
            "selected": chosen, "values": cands[chosen] if chosen is not None else ({} if cfg.trials == 1 else None),
            "status": "skipped" if reason else ("ok" if cfg.trials == 1 or chosen is not None else "failed"),
            "reason": reason or ("" if cfg.trials == 1 or chosen is not None else "no tuning trial finished"),
-           "tune_run_id": tune_run_id}
+           "settings": settings(params, task, arch, init), "tune_run_id": tune_run_id}
     write_json(sel, path)
+    write_json({k: sel[k] for k in SELECTED}, paths.selected_path(task, arch, init))
     if tune_run_id and sel["status"] != "skipped" and starts_ran:
         from components import tracking
 
