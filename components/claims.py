@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from components import stats
@@ -57,12 +56,15 @@ def _arm(rows: pd.DataFrame, arch: str, init: str) -> pd.Series | None:
 
 
 def difference(a: pd.Series, b: pd.Series) -> stats.Interval:
-    """a - b: paired by seed when both ran the same seeds (and two pairs finished), else Welch."""
+    """a - b: paired by seed when both ran the same seeds (and two pairs finished), else Welch
+    (where it has more to go by)."""
     if set(a.index) == set(b.index):
         seeds = sorted(a.index)
         ci = stats.paired(a[seeds].to_numpy(), b[seeds].to_numpy())
-        if ci.n >= 2 or min(a.notna().sum(), b.notna().sum()) < 2:
+        if ci.n >= 2:
             return ci
+        unpaired = stats.welch(a.to_numpy(), b.to_numpy())
+        return unpaired if unpaired.n > ci.n else ci
     return stats.welch(a.to_numpy(), b.to_numpy())
 
 
@@ -71,6 +73,10 @@ def _lost(*arms: pd.Series) -> str:
     bad = sum(int(arm.isna().sum()) for arm in arms)
     return (f"; {bad} seed run(s) diverged or failed (seed {', '.join(map(str, seeds))}), left out of the interval"
             if bad else "")
+
+
+def _mean(x: pd.Series) -> str:
+    return f"{x.mean():+.2f}" if x.notna().any() else "–"  # pandas skips NaN
 
 
 def _more(ci: stats.Interval, need: int | None) -> str:
@@ -120,7 +126,7 @@ def check(results: pd.DataFrame, archs: dict, inits: dict) -> list[Verdict]:
                         continue
                     g0, g1 = arms_[0] - arms_[1], arms_[2] - arms_[3]  # the SSM's lead, per seed
                     add("SPT narrows the Transformer–SSM gap", f"|{s} − {t}| from scratch minus with {i} "
-                        f"(> 0 narrows; gaps {np.nanmean(g0):+.2f} → {np.nanmean(g1):+.2f})", g0.abs(), g1.abs(),
+                        f"(> 0 narrows; gaps {_mean(g0)} → {_mean(g1)})", g0.abs(), g1.abs(),
                         lost_from=arms_)
         for t in fam["transformer"]:
             for a_name in fam["las"]:

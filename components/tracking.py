@@ -73,7 +73,8 @@ def git_commit(cwd: str | None = None) -> str:
 
     try:
         head = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!reports")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)dvc.lock",
+                      ":(top,exclude)reports")
         return head + ("-dirty" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -165,6 +165,8 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, raw_params):
     assert sel["status"] == "ok" and sel["selected"] in (0, 1) and len(sel["candidates"]) == 2
     record = json.loads((tmp_path / paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0))).read_text())
     assert record["status"] == "ok" and record["selection"]["values"] == sel["values"]
+    chosen = json.loads((tmp_path / paths.selected_path("listops", "s4d", "masked_spt")).read_text())
+    assert chosen["values"] == sel["values"] and not {"scores", "settings", "tune_run_id"} & set(chosen)
     assert "| 2/2 |" in (tmp_path / "reports" / "grid.md").read_text()  # the budget table
     # re-tuning to the same choice (new MLflow run, same selected.json) leaves the arm's cells alone
     sh("dvc", "repro", "--force", "--single-item", "tune@listops-s4d-masked_spt")

@@ -187,6 +187,11 @@ def test_an_arm_that_never_finished_is_a_result_not_a_missing_arm(tiny_params):
     v = spt(scratch + half)
     assert v.method == "Welch" and v.verdict == "holds" and v.n == 2
     assert spt([r for r in scratch if r["seed"] != 0] + dead[:0]).verdict == "not run"  # no SPT arm at all
+    # same seeds, no pair finished (each arm finished a different one): one point each, no interval
+    apart = [{**scratch[1], "seed": 0}, {**scratch[1], "seed": 1, "status": "failed", "test_accuracy": None},
+             {**half[0], "seed": 0, "status": "diverged", "test_accuracy": None}, {**half[1], "seed": 1}]
+    v = spt(apart)
+    assert v.method == "Welch" and v.n == 1 and v.difference == pytest.approx(21.0) and "one seed gives no interval" in v.evidence
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,10 +241,13 @@ def test_a_changed_setting_refuses_a_stale_selection(workdir, raw_params, monkey
 
     raw = tuned(raw_params, 2)
     params, cell = parse_params(raw), Cell("listops", "s4d", "scratch", 0)
-    write_json({"candidates": tuning.candidates(params.tuning), "trials": 2, "values": {}, "status": "ok",
-                "selected": 0, "rule": tuning.RULE, "metric": "val_accuracy",
-                "settings": tune.settings(params, "listops", "s4d", "scratch")},
-               paths.selected_path("listops", "s4d", "scratch"))
+    chosen = {"candidates": tuning.candidates(params.tuning), "trials": 2, "values": {}, "status": "ok",
+              "selected": 0, "rule": tuning.RULE, "metric": "val_accuracy"}
+    write_json(chosen, paths.selected_path("listops", "s4d", "scratch"))
+    with pytest.raises(ConfigError, match="selected under other training settings"):  # no record of its settings
+        tune.resolve(params, cell)
+    write_json({**chosen, "settings": tune.settings(params, "listops", "s4d", "scratch")},
+               paths.selection_path("listops", "s4d", "scratch"))
     tune.resolve(params, cell)  # matches: fine
     changed = parse_params({**raw, "tuning": {**raw["tuning"], "seed": 5}})
     with pytest.raises(ConfigError, match="selected under other tuning settings"):

@@ -27,7 +27,8 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
 
 def generate(cfg: DigitsCfg) -> dict[str, pd.DataFrame]:
     pixels, labels = _load()
-    assert len(labels) == cfg.IMAGES, f"the bundled digits changed: {len(labels)} images"
+    if len(labels) != cfg.IMAGES:
+        raise ValueError(f"scikit-learn's bundled digits have {len(labels)} images, not {cfg.IMAGES}")
     order = np.random.default_rng(cfg.seed).permutation(len(labels))
     parts = {"test": order[: cfg.n_test], "val": order[cfg.n_test: cfg.n_test + cfg.n_val],
              "train": order[cfg.n_test + cfg.n_val:][: cfg.n_train]}

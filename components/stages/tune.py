@@ -23,9 +23,10 @@ class ArmFailed(ConfigError):
     """No tuning trial of the arm finished: it has no configuration to run on the grid seeds."""
 
 
-# what the grid cells need from a selection (selected.json); scores and run ids stay in selection.json
+# what the grid cells run (selected.json); scores, run ids and the settings hash stay in selection.json,
+# so re-tuning to the same choice, under whatever settings, leaves selected.json and the cells as they are
 SELECTED = ("task", "arch", "init", "trials", "seed", "metric", "rule", "candidates", "selected", "values",
-            "status", "reason", "settings")
+            "status", "reason")
 
 
 def settings(params: Params, task: str, arch: str, init: str) -> str | None:
@@ -71,9 +72,11 @@ def selection(params: Params, task: str, arch: str, init: str) -> dict:
         raise ConfigError(f"{path}: no tuning selection for this arm; run `arena tune --task {task} --arch {arch} "
                           f"--init {init}` (or `dvc repro`, or `arena grid`) first")
     sel = read_json(path)
-    if sel.get("candidates") != tuning.candidates(params.tuning) or sel.get("trials") != params.tuning.trials:
+    if sel.get("candidates") != tuning.candidates(params.tuning) or sel.get("trials") != params.tuning.trials \
+            or sel.get("rule") != tuning.RULE:
         raise ConfigError(f"{path}: selected under other tuning settings than params.yaml `tuning`; tune again")
-    if sel.get("settings") != settings(params, task, arch, init):
+    full = paths.selection_path(task, arch, init)
+    if not full.exists() or read_json(full).get("settings") != settings(params, task, arch, init):
         raise ConfigError(f"{path}: selected under other training settings or code than now; tune again")
     return sel
 
@@ -100,7 +103,8 @@ def write_selection(params: Params, task: str, arch: str, init: str, records: di
     path = paths.selection_path(task, arch, init)
     if tune_run_id is None and path.exists():  # a re-run that trained no trial: keep the link to the scores' run
         earlier = read_json(path)
-        if earlier.get("candidates") == cands and earlier.get("trials") == cfg.trials:
+        if earlier.get("candidates") == cands and earlier.get("trials") == cfg.trials \
+                and earlier.get("settings") == settings(params, task, arch, init):
             tune_run_id = earlier.get("tune_run_id")
     chosen = tuning.select(by_trial) if cfg.trials > 1 and reason is None else None
     sel = {"task": task, "arch": arch, "init": init, "trials": cfg.trials, "seed": cfg.seed, "metric": cfg.metric,
