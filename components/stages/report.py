@@ -38,11 +38,11 @@ def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
         return pd.DataFrame(), {}
     wanted = tuning.candidates(params.tuning)
     for arm in arms(params):
-        sel = paths.selection_path(*arm)
-        if not sel.exists() or read_json(sel).get("candidates") != wanted \
-                or read_json(sel).get("settings") != tune.settings(params, *arm):
+        path = paths.selection_path(*arm)
+        sel = read_json(path) if path.exists() else {}
+        if sel.get("candidates") != wanted or sel.get("settings") != tune.settings(params, *arm):
             continue
-        selections[arm] = read_json(sel)
+        selections[arm] = sel
         trials += [read_json(paths.metrics_path(c)) for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()]
     return pd.DataFrame(trials), selections
 
