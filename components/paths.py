@@ -35,13 +35,14 @@ def tuning_dir(task: str, arch: str, init: str) -> Path:
 
 
 def selection_path(task: str, arch: str, init: str) -> Path:
-    """The arm's whole selection record: rule, every trial's score, the MLflow run."""
+    """The arm's whole selection record: rule, every trial's score, the MLflow run, and a hash of the
+    settings and code the trials ran under (stages/tune.py `settings`)."""
     return tuning_dir(task, arch, init) / "selection.json"
 
 
 def selected_path(task: str, arch: str, init: str) -> Path:
-    """What the arm's grid cells run: the selected values and the settings they were chosen under
-    (no scores or run ids, so re-tuning to the same choice leaves it, and the cells, unchanged)."""
+    """What the arm's grid cells run: the selected values (no scores, run ids or settings hash, so
+    re-tuning to the same choice leaves it, and the cells' DVC stages, unchanged)."""
     return tuning_dir(task, arch, init) / "selected.json"
 
 

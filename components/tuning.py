@@ -63,6 +63,14 @@ def score(records: list[dict]) -> float:
 RULE = "highest mean validation accuracy over the arm's label fractions; ties go to the lower trial number"
 
 
+def by_trial(records: dict) -> dict[int, list[dict]]:
+    """{trial: its records} from {trial cell: record} (cells carry `.trial`)."""
+    out: dict[int, list[dict]] = {}
+    for cell, record in records.items():
+        out.setdefault(cell.trial, []).append(record)
+    return out
+
+
 def select(by_trial: dict[int, list[dict]]) -> int | None:
     """The selected trial: best `score`, lowest trial number among equals; None if none finished."""
     ranked = sorted(by_trial, key=lambda t: (-score(by_trial[t]), t))

@@ -1,8 +1,9 @@
 """The code version a result depends on: a hash of the source files that train and evaluate a
 cell (every DVC stage that records a config hash — tune, pretrain, finetune, evaluate — depends
-on all of them; tests/test_dvc.py checks it). Part of every cell's config hash, so changed training code re-runs cells, while a change
-to the report or the docs does not; also stamped on derived metrics (parameter counts, state
-size, FLOPs) so a number can be traced to the code that computed it."""
+on all of them; tests/test_dvc.py checks it). Part of every cell's config hash, so changed
+training code re-runs cells, while a change to the report or the docs does not; also stamped on
+derived metrics (parameter counts, state size, FLOPs) so a number can be traced to the code
+that computed it."""
 from __future__ import annotations
 
 import functools

@@ -79,6 +79,7 @@ def _diverged_run(params: Params, cell: Cell) -> str:
         pass
     return t.run_id
 
+
 def _record(run_id: str, record: dict) -> None:
     """The cell's metrics file, also as the `result` tag of its finetune run: the shared record a
     grid re-run (on any machine) checks before training a cell again."""

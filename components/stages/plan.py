@@ -73,11 +73,7 @@ def describe(params: Params) -> str:
     chosen: dict[tuple, dict | None] = {}  # arms whose trials are all recorded: their selection, computed here
     for arm in arms(params):
         if params.tuning.trials > 1 and arm not in pending:
-            by_trial: dict[int, list[dict]] = {}
-            for c, rec in trials.done.items():
-                if (c.task, c.arch, c.init) == arm:
-                    by_trial.setdefault(c.trial, []).append(rec)
-            t = tuning.select(by_trial)
+            t = tuning.select(tuning.by_trial({c: r for c, r in trials.done.items() if (c.task, c.arch, c.init) == arm}))
             chosen[arm] = tuning.candidates(params.tuning)[t] if t is not None else None
 
     def settings(c: Cell) -> Params:

@@ -11,12 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from components import figures as fig
-from components import paths
+from components import paths, tuning
 from components.atomic import atomic_path, read_json, write_text
 from components.claims import check
 from components.config import Params
 from components.document import Figure, to_markdown
-from components import tuning
 from components.grid import Cell, arms, cells, trial_cells
 from components.stages import tune
 from components.html import to_html

@@ -97,9 +97,7 @@ def write_selection(params: Params, task: str, arch: str, init: str, records: di
     starts_ran = tune_run_id is not None
     cfg, cands = params.tuning, tuning.candidates(params.tuning)
     reason = skip_reason(params, Cell(task, arch, init, cfg.seed))
-    by_trial: dict[int, list[dict]] = {}
-    for c, rec in records.items():
-        by_trial.setdefault(c.trial, []).append(rec)
+    by_trial = tuning.by_trial(records)
     path = paths.selection_path(task, arch, init)
     if tune_run_id is None and path.exists():  # a re-run that trained no trial: keep the link to the scores' run
         earlier = read_json(path)
