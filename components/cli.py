@@ -1,21 +1,36 @@
-"""`arena`: one subcommand per pipeline stage (what dvc.yaml calls), plus `grid` (the Prefect flow)."""
+"""The stage commands of `arena` (what dvc.yaml calls): materialize, tune, pretrain, finetune,
+evaluate, report, and `run` (one unit: pretrain -> finetune -> evaluate). Each resolves its cell's
+settings once (components/spec.py) and calls the stage. The entry point that adds the Prefect
+commands (`grid`, `profile`) is flows/cli.py."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
-from components.config import ConfigError, load_params
+from components.config import ConfigError, Params, load_params
 from components.data.contract import SourceError
 
+# Defaults the user's environment can override: no telemetry (it is outbound traffic), and time
+# enough for Prefect's temporary server to start on a small machine (its default 20 s is not).
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+ERRORS = (ConfigError, SourceError, FileNotFoundError)  # one line, exit 2
+STAGES = ("materialize", "tune", "pretrain", "finetune", "evaluate", "report", "run")
 
-def _cell_args(p: argparse.ArgumentParser, fraction: bool) -> None:
-    p.add_argument("--task", required=True)
-    p.add_argument("--arch", required=True)
-    p.add_argument("--init", required=True)
+
+def _cell_args(p: argparse.ArgumentParser, fraction: str) -> None:
+    for flag in ("--task", "--arch", "--init"):
+        p.add_argument(flag, required=True)
     p.add_argument("--seed", required=True, type=int)
-    if fraction:
+    if fraction == "one":
         p.add_argument("--fraction", type=float, default=1.0, help="share of labelled training rows (default 1.0)")
+    elif fraction == "many":
+        p.add_argument("--fraction", type=float, action="append", dest="fractions",
+                       help="a label fraction to finetune (repeat; default: grid.fractions)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,102 +40,88 @@ def parser() -> argparse.ArgumentParser:
     mat = sub.add_parser("materialize", help="generate a task, or read its official files, into Parquet splits")
     mat.add_argument("--task", required=True)
     mat.add_argument("--from", dest="source", metavar="PATH", help="official files to read (overrides tasks.TASK.source)")
-    for name, text in (("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)"),
-                       ("finetune", "finetune a cell"), ("evaluate", "test a finetuned cell")):
-        _cell_args(sub.add_parser(name, help=text), fraction=name != "pretrain")
     tune = sub.add_parser("tune", help="run an arm's tuning trials (validation only) and select its settings")
     for flag in ("--task", "--arch", "--init"):
         tune.add_argument(flag, required=True)
-    sub.add_parser("report", help="build reports/grid.{md,csv}")
-    grid = sub.add_parser("grid", help="run the whole grid as a Prefect flow")
-    grid.add_argument("--dry-run", action="store_true", help="list the cells that would run, are recorded, or are skipped")
-    grid.add_argument("--concurrency", type=int, help="units of work at once (default: prefect.concurrency)")
-    grid.add_argument("--deployment", help="run units on a work pool through this deployment, e.g. arena-cell/gpu")
-    prof = sub.add_parser("profile", help="switch params.yaml to a named profile (smoke, cpu, paper, ...)")
-    prof.add_argument("name")
+    for name, text, fraction in (
+            ("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)", "none"),
+            ("finetune", "finetune a cell", "one"), ("evaluate", "test a finetuned cell", "one"),
+            ("run", "one unit: pretrain a start, then finetune and evaluate it at each fraction", "many")):
+        _cell_args(sub.add_parser(name, help=text), fraction)
+    sub.add_parser("report", help="build reports/grid.{md,html,csv}")
     return ap
 
 
-# Defaults the user's environment can override: no telemetry (it is outbound traffic), and time
-# enough for Prefect's temporary server to start on a small machine (its default 20 s is not).
-QUIET = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
-
-
-def main(argv: list[str] | None = None) -> int:
+def quiet() -> None:
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
-    args = parser().parse_args(argv)
-    try:
-        params = load_params(args.params)
-        if args.command == "profile":
-            from components import profiles
-
-            changed = profiles.apply(args.params, args.name)
-            print(f"{args.params}: profile {args.name}; changed: {', '.join(changed) or 'nothing'}")
-            return 0
-        if args.command == "grid":
-            if args.concurrency is not None and args.concurrency < 1:
-                raise ConfigError(f"--concurrency {args.concurrency}: must be at least 1")
-            if args.dry_run:
-                from components.stages import plan
-
-                print(plan.describe(params))
-                return 0
-            from prefect.settings import get_current_settings
-
-            if (args.deployment or params.prefect.deployment) and not get_current_settings().api.url:
-                raise ConfigError("grid: a deployment runs on a work pool, which needs a Prefect server: set "
-                                  "PREFECT_API_URL (README, 'Prefect: a server, a GPU pool, workers')")
-            from flows.grid import grid_flow
-
-            state = grid_flow(args.params, args.concurrency, args.deployment, return_state=True)
-            if not state.is_completed():
-                print(f"arena: grid {state.name}: {state.message}", file=sys.stderr)
-                return 1
-            return 0
-        if args.command in ("pretrain", "finetune", "evaluate", "tune"):
-            cell = _cell(params, args)
-            from components.stages import skip  # cheap: a skipped cell never imports torch
-
-            if args.command != "tune" and (blocked := skip.upstream(params, args.command, cell)) is not None:
-                print(skip.write(args.command, cell, *blocked))
-                return 0
-        import importlib  # only the stage that runs: the report's plotting stack stays out of training starts
-
-        stage = importlib.import_module(f"components.stages.{args.command}")
-        if args.command == "materialize":
-            print(stage.run(params, args.task, args.source))
-        elif args.command == "tune":
-            print(stage.run(params, args.task, args.arch, args.init))
-        elif args.command == "report":
-            print(*stage.run(params), sep="\n")
-        else:
-            from components.stages.tune import resolve  # the arm's selected settings, when tuning is on
-
-            print(stage.run(resolve(params, cell), cell))
-    except (ConfigError, SourceError, FileNotFoundError) as err:
-        print(f"arena: error: {err}", file=sys.stderr)
-        return 2
-    return 0
 
 
-def _cell(params, args):
+def run_stage(params: Params, args: argparse.Namespace) -> None:
+    """Run the stage `args.command` names and print what it wrote."""
+    import importlib  # only the stage that runs: the report's plotting stack stays out of training starts
+
+    if args.command == "materialize":
+        from components.stages import materialize
+
+        print(materialize.run(params, args.task, args.source))
+        return
+    if args.command == "report":
+        from components.stages import report
+
+        print(*report.run(params), sep="\n")
+        return
+    _check_names(params, args)
+    if args.command == "tune":
+        from components.stages import tune
+
+        print(tune.run(params, args.task, args.arch, args.init))
+        return
     from components.grid import Cell
+    from components.spec import resolve
 
+    if args.command == "run":
+        from components.stages.unit import run_unit
+
+        fractions = args.fractions or params.grid.fractions
+        specs = [resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(f))) for f in fractions]
+        for name, record in run_unit(specs, params=params).items():
+            shown = f"test accuracy {100 * record.test_accuracy:.2f}%" if record.test_accuracy is not None \
+                else f"{record.status}: {record.reason}"
+            print(f"{name}: {shown}")
+        return
+    spec = resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(getattr(args, "fraction", 1.0))))
+    if spec.skip or spec.blocked:  # cheap: a skipped cell never imports torch
+        from components.stages import skip
+
+        print(skip.write(args.command, spec.cell, *skip.upstream(spec, args.command)))
+        return
+    stage = importlib.import_module(f"components.stages.{args.command}")
+    print(stage.run(spec))
+
+
+def _check_names(params: Params, args: argparse.Namespace) -> None:
     for flag, value, known in (("--task", args.task, params.tasks), ("--arch", args.arch, params.archs),
                                ("--init", args.init, params.inits)):
         if value not in known:
             raise ConfigError(f"{flag} {value}: not defined in params ({', '.join(sorted(known))})")
-    fraction = getattr(args, "fraction", 1.0)
-    if args.command == "tune":
-        return Cell(args.task, args.arch, args.init, params.tuning.seed, 1.0, 0)
-    if not 0 < fraction <= 1:
-        raise ConfigError(f"--fraction {fraction}: must be in (0, 1]")
-    return Cell(args.task, args.arch, args.init, args.seed, fraction)
+
+
+def _fraction(f: float) -> float:
+    if not 0 < f <= 1:
+        raise ConfigError(f"--fraction {f}: must be in (0, 1]")
+    return f
+
+
+def main(argv: list[str] | None = None, ap: argparse.ArgumentParser | None = None) -> int:
+    quiet()
+    args = (ap or parser()).parse_args(argv)
+    try:
+        run_stage(load_params(args.params), args)
+    except ERRORS as err:
+        print(f"arena: error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

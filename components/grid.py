@@ -3,9 +3,7 @@ and the rules that skip a cell (a grid `exclude`, or an initialization that does
 the architecture). Skipped cells stay in the grid so the report can say why they did not run."""
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -85,29 +83,3 @@ def skip_reason(params: Params, cell: Cell) -> Optional[str]:
         if rule.matches(cell.task, cell.arch, cell.init):
             return f"excluded by grid.exclude.{i}"
     return init_skip_reason(params.archs[cell.arch], params.inits[cell.init])
-
-
-def _phase(cfg, arch: str) -> dict:
-    """A training phase's settings as they apply to one architecture."""
-    d = cfg.model_dump()
-    d["lr"], d["steps_by_arch"] = cfg.lr.get(arch), cfg.steps_by_arch.get(arch)
-    return d
-
-
-def config(params: Params, cell: Cell) -> dict:
-    """Every setting a cell's result depends on, resolved (after tuning's selection), and the code version."""
-    from components.versioning import code_version
-
-    return {"cell": {"task": cell.task, "arch": cell.arch, "init": cell.init, "seed": cell.seed,
-                     "fraction": cell.fraction, "trial": cell.trial}, "code": code_version(),
-            "task": params.tasks[cell.task].model_dump(), "arch": params.archs[cell.arch].model_dump(),
-            "init": params.inits[cell.init].model_dump(), "pretrain": _phase(params.pretrain, cell.arch),
-            "finetune": _phase(params.finetune, cell.arch), "bf16": params.bf16, "compile": params.compile}
-
-
-def config_hash(params: Params, cell: Cell) -> str:
-    """16 hex digits naming a cell's resolved configuration and the code version: a re-run of the
-    grid skips a cell whose result is recorded under the same hash (and the same data fingerprint),
-    whatever its name. `params` must be the cell's resolved settings (after tuning's selection)."""
-    blob = json.dumps(config(params, cell), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -10,7 +10,6 @@ MLflow, where a controller on another machine can read it.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import subprocess
 import time
@@ -152,8 +151,13 @@ def end_grid(run_id: str, failed: bool, tags: dict[str, str]) -> None:
 
 
 def recorded(experiment: str) -> dict[str, dict]:
-    """The results already in the store, by config hash: {hash: {record, data_sha256, run_id}},
-    the newest run's where several share a hash. Only finetune runs that carry a `result`."""
+    """The results already in the store, by config hash: {hash: {record (a CellRecord),
+    data_sha256, run_id}}, the newest run's where several share a hash. Only finetune runs that
+    carry a `result`; a result written by code whose records differ is not this code's, so left out."""
+    from pydantic import ValidationError
+
+    from components.records import CellRecord
+
     client = _client()
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
@@ -166,7 +170,11 @@ def recorded(experiment: str) -> dict[str, dict]:
         for run in page:
             tags = run.data.tags
             if "result" in tags and "config_hash" in tags:
-                found[tags["config_hash"]] = {"record": json.loads(tags["result"]), "run_id": run.info.run_id,
+                try:
+                    record = CellRecord.model_validate_json(tags["result"])
+                except ValidationError:
+                    continue
+                found[tags["config_hash"]] = {"record": record, "run_id": run.info.run_id,
                                               "data_sha256": tags.get("data_sha256", "")}
         token = page.token
         if not token:

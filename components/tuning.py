@@ -8,10 +8,15 @@ points whatever its architecture. An arm that does not pretrain ignores the pret
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from components.config import Params, TuningCfg
+
+if TYPE_CHECKING:
+    from components.grid import Cell
+    from components.records import CellRecord
 
 NO_TUNING = "defaults"
 
@@ -51,11 +56,11 @@ def apply(params: Params, arch: str, values: dict[str, float]) -> Params:
     return params.model_copy(update={p: type(getattr(params, p)).model_validate(d) for p, d in phases.items()})
 
 
-def score(records: list[dict]) -> float:
+def score(records: list[CellRecord]) -> float:
     """A trial's score: its mean validation accuracy over the arm's label fractions; a trial with a
     fraction that diverged or failed scores -inf (it ranks last, and stays in the record)."""
-    values = [r.get("val_accuracy") for r in records]
-    if not values or any(r.get("status", "ok") != "ok" or v is None or v != v for r, v in zip(records, values)):
+    values = [r.val_accuracy for r in records]
+    if not values or any(r.status != "ok" or v is None or v != v for r, v in zip(records, values)):
         return -math.inf
     return sum(values) / len(values)
 
@@ -63,7 +68,7 @@ def score(records: list[dict]) -> float:
 RULE = "highest mean validation accuracy over the arm's label fractions; ties go to the lower trial number"
 
 
-def by_trial(records: dict) -> dict[int, list[dict]]:
+def by_trial(records: dict[Cell, CellRecord]) -> dict[int, list[CellRecord]]:
     """{trial: its records} from {trial cell: record} (cells carry `.trial`)."""
     out: dict[int, list[dict]] = {}
     for cell, record in records.items():
@@ -71,7 +76,7 @@ def by_trial(records: dict) -> dict[int, list[dict]]:
     return out
 
 
-def select(by_trial: dict[int, list[dict]]) -> int | None:
+def select(by_trial: dict[int, list[CellRecord]]) -> int | None:
     """The selected trial: best `score`, lowest trial number among equals; None if none finished."""
     ranked = sorted(by_trial, key=lambda t: (-score(by_trial[t]), t))
     return ranked[0] if ranked and score(by_trial[ranked[0]]) > -math.inf else None

@@ -11,8 +11,9 @@ import hashlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent  # the components package
-CODE = ("config.py", "grid.py", "models", "training", "objectives.py", "evaluation.py", "data", "derived.py",
-        "stages/pretrain.py", "stages/finetune.py", "stages/evaluate.py", "stages/common.py", "stages/skip.py")
+CODE = ("config", "grid.py", "spec.py", "records.py", "models", "training", "objectives.py", "evaluation.py", "data",
+        "report/derived.py", "stages/pretrain.py", "stages/finetune.py", "stages/evaluate.py", "stages/common.py",
+        "stages/skip.py", "stages/unit.py")
 
 
 @functools.lru_cache(maxsize=None)

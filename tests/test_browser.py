@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure as MplFigure
 
-from components.document import Figure, Heading, Paragraph, Table
-from components.html import to_html
+from components.report.document import Figure, Heading, Paragraph, Table
+from components.report.html import to_html
 from tests import webdriver
 
 pytestmark = pytest.mark.slow

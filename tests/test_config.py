@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from components.cli import main
+from flows.cli import main
 from components.config import ConfigError, load_params, parse_params
 from tests.conftest import ROOT
 

@@ -9,12 +9,15 @@ import pytest
 import yaml
 from scipy import stats as sst
 
-from components import paths, stats, tuning
+from components import paths, records, selection, tuning
 from components.atomic import read_json
-from components.claims import check
 from components.config import ConfigError, parse_params
-from components.grid import Cell, config_hash
-from components.report import budget
+from components.grid import Cell
+from components.records import CellRecord
+from components.report import stats
+from components.report.claims import check
+from components.report.tables import budget
+from components.spec import config_hash, resolve  # noqa: F401
 from components.stages import evaluate, finetune, pretrain, tune
 
 SPACE = {"finetune.lr": {"low": 3e-4, "high": 1e-2, "log": True},
@@ -44,19 +47,20 @@ def test_every_arm_sees_the_same_seeded_candidates(raw_params):
         assert isinstance(point["finetune.warmup_steps"], int) and 0 <= point["finetune.warmup_steps"] <= 4
         for arch in ("transformer", "s4d"):  # each arm runs exactly the candidate, whatever its own default lr
             for init in ("scratch", "masked_spt"):
-                p = tune.resolve(params, Cell("listops", arch, init, 1000, 1.0, t))
-                assert p.finetune.lr[arch] == point["finetune.lr"] and p.pretrain.lr[arch] == point["pretrain.lr"]
-                assert p.finetune.weight_decay == point["finetune.weight_decay"]
-                assert p.finetune.warmup_steps == point["finetune.warmup_steps"]
-                assert p.finetune.lr["transformer" if arch == "s4d" else "s4d"] == params.finetune.lr[
-                    "transformer" if arch == "s4d" else "s4d"]  # another arch's rate is untouched
+                spec = resolve(params, Cell("listops", arch, init, 1000, 1.0, t))
+                assert spec.finetune.lr == point["finetune.lr"] and spec.pretrain.lr == point["pretrain.lr"]
+                assert spec.finetune.weight_decay == point["finetune.weight_decay"]
+                assert spec.finetune.warmup_steps == point["finetune.warmup_steps"]
+                assert spec.choice.trial == t and spec.choice.values == point
 
 
 def test_one_trial_is_no_tuning_the_shared_defaults(raw_params):
     params = parse_params(raw_params)
     assert params.tuning.trials == 1 and tuning.candidates(params.tuning) == [{}]
     cell = Cell("listops", "s4d", "scratch", 0)
-    assert tune.resolve(params, cell) == params  # no selection file needed, nothing changes
+    spec = resolve(params, cell)  # no selection file needed, nothing changes
+    assert spec.choice.values == {} and spec.choice.rule == tuning.NO_TUNING
+    assert spec.finetune == params.finetune.for_arch("s4d") and spec.pretrain == params.pretrain.for_arch("s4d")
 
 
 def test_bad_tuning_settings_fail_with_one_line(raw_params):
@@ -73,12 +77,15 @@ def test_bad_tuning_settings_fail_with_one_line(raw_params):
 
 
 def test_selection_takes_the_best_validation_score_ties_to_the_lower_trial():
-    ok = lambda v: {"status": "ok", "val_accuracy": v}  # noqa: E731
+    def rec(**kw):
+        return CellRecord(task="t", arch="a", init="i", seed=9, **kw)
+
+    ok = lambda v: rec(val_accuracy=v)  # noqa: E731
     assert tuning.select({0: [ok(0.3)], 1: [ok(0.5)], 2: [ok(0.5)]}) == 1
     assert tuning.select({0: [ok(0.3), ok(0.7)], 1: [ok(0.6), ok(0.3)]}) == 0  # mean over fractions: 0.5 vs 0.45
-    diverged = {"status": "diverged", "reason": "loss is nan"}
+    diverged = rec(status="diverged", reason="loss is nan")
     assert tuning.select({0: [diverged], 1: [ok(0.1)]}) == 1  # a diverged trial ranks last
-    assert tuning.select({0: [diverged], 1: [{"status": "failed"}]}) is None
+    assert tuning.select({0: [diverged], 1: [rec(status="failed")]}) is None
     assert tuning.score([ok(0.2), diverged]) == -math.inf
 
 
@@ -214,24 +221,25 @@ def test_test_rows_never_reach_training_or_selection(workdir, raw_params, monkey
     for init in ("scratch", "masked_spt"):
         tune.run(params, "listops", "s4d", init)
     assert "test" not in reads and {"train", "val"} <= set(reads)
-    sel = tune.selection(params, "listops", "s4d", "masked_spt")
-    assert sel["status"] == "ok" and sel["selected"] in (0, 1) and sel["rule"] == tuning.RULE
-    assert sel["values"] == tuning.candidates(params.tuning)[sel["selected"]]
+    sel = selection.selected(params, "listops", "s4d", "masked_spt")
+    assert sel.status == "ok" and sel.selected in (0, 1) and sel.rule == tuning.RULE
+    assert sel.values == tuning.candidates(params.tuning)[sel.selected]
     assert set(read_json(paths.selection_path("listops", "s4d", "masked_spt"))["scores"]) == {"0", "1"}
-    trial_record = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 1000, 1.0, sel["selected"]))
-    assert trial_record.exists() and "test_accuracy" not in trial_record.read_text()
+    trial_record = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 1000, 1.0, sel.selected))
+    assert trial_record.exists() and records.load(CellRecord, trial_record).test_accuracy is None
 
     hidden.rename(test_file)
     reads.clear()
     cell = Cell("listops", "s4d", "masked_spt", 0)
-    p = tune.resolve(params, cell)  # the selected settings, on a grid seed
-    assert p.finetune.lr["s4d"] == sel["values"]["finetune.lr"]
-    pretrain.run(p, cell)
-    finetune.run(p, cell)
+    spec = resolve(params, cell)  # the selected settings, on a grid seed
+    assert spec.finetune.lr == sel.values["finetune.lr"] and spec.choice.trial == sel.selected
+    pretrain.run(spec)
+    finetune.run(spec)
     assert "test" not in reads
     record = evaluate.load_info(cell)
-    assert record["config_hash"] == config_hash(p, cell) != config_hash(params, cell)
-    evaluate.run(p, cell)
+    defaults = resolve(params, cell, selection.defaults())
+    assert record.config_hash == spec.config_hash != defaults.config_hash
+    evaluate.run(spec)
     assert reads.count("test") == 1  # read once, by the evaluation of the selected configuration
 
 
@@ -241,24 +249,26 @@ def test_a_changed_setting_refuses_a_stale_selection(workdir, raw_params, monkey
 
     raw = tuned(raw_params, 2)
     params, cell = parse_params(raw), Cell("listops", "s4d", "scratch", 0)
-    chosen = {"candidates": tuning.candidates(params.tuning), "trials": 2, "values": {}, "status": "ok",
+    chosen = {"task": "listops", "arch": "s4d", "init": "scratch", "seed": 1000, "reason": "",
+              "candidates": tuning.candidates(params.tuning), "trials": 2, "values": {}, "status": "ok",
               "selected": 0, "rule": tuning.RULE, "metric": "val_accuracy"}
     write_json(chosen, paths.selected_path("listops", "s4d", "scratch"))
     with pytest.raises(ConfigError, match="selected under other training settings"):  # no record of its settings
-        tune.resolve(params, cell)
-    write_json({**chosen, "settings": tune.settings(params, "listops", "s4d", "scratch")},
+        resolve(params, cell)
+    write_json({**chosen, "scores": {"0": 0.5, "1": 0.4}, "tune_run_id": None,
+                "settings": selection.settings_hash(params, "listops", "s4d", "scratch")},
                paths.selection_path("listops", "s4d", "scratch"))
-    tune.resolve(params, cell)  # matches: fine
+    assert resolve(params, cell).choice.trial == 0  # matches: fine
     changed = parse_params({**raw, "tuning": {**raw["tuning"], "seed": 5}})
     with pytest.raises(ConfigError, match="selected under other tuning settings"):
-        tune.resolve(changed, cell)
+        resolve(changed, cell)
     for other in ({**raw, "finetune": {**raw["finetune"], "steps": 7}},  # the trials trained otherwise
                   {**raw, "grid": {**raw["grid"], "fractions": [0.5, 1.0]}}):  # were scored over other fractions
         with pytest.raises(ConfigError, match="selected under other training settings or code"):
-            tune.resolve(parse_params(other), cell)
+            resolve(parse_params(other), cell)
     monkeypatch.setattr(versioning, "code_version", lambda: "000000000000")
     with pytest.raises(ConfigError, match="selected under other training settings or code"):
-        tune.resolve(params, cell)
+        resolve(params, cell)
 
 
 def test_the_code_version_is_part_of_the_config_hash(tiny_params, monkeypatch):
@@ -338,8 +348,11 @@ def test_values_that_came_through_json_give_the_same_config_hash(raw_params):
     through_json = {k: float(v) for k, v in point.items()}  # a Prefect parameter turns 24 into 24.0
     cell = Cell("listops", "s4d", "scratch", 0)
     here, there = tuning.apply(params, "s4d", point), tuning.apply(params, "s4d", through_json)
-    assert isinstance(there.finetune.warmup_steps, int)
-    assert config_hash(here, cell) == config_hash(there, cell)
+    assert isinstance(there.finetune.warmup_steps, int) and here == there
+    from components.records import Choice
+
+    assert resolve(params, cell, Choice(rule="x", values=through_json)).config_hash == \
+        resolve(params, cell, Choice(rule="x", values=point)).config_hash
 
 
 def test_search_space_bounds_are_checked(raw_params):
@@ -355,12 +368,16 @@ def test_an_arm_without_a_finished_trial_has_no_configuration_to_run(workdir, ra
 
     raw_params["grid"].update(archs=["s4d"], inits=["scratch"])
     params = parse_params(tuned(raw_params, 2))
-    diverged = {"status": "diverged", "reason": "loss is nan"}
+    def diverged(t):
+        return CellRecord(task="listops", arch="s4d", init="scratch", seed=1000, trial=t, status="diverged",
+                          reason="loss is nan")
+
     sel = tune.write_selection(params, "listops", "s4d", "scratch",
-                               {Cell("listops", "s4d", "scratch", 1000, 1.0, t): diverged for t in (0, 1)})
-    assert sel["status"] == "failed" and sel["selected"] is None and sel["scores"] == {"0": None, "1": None}
+                               {Cell("listops", "s4d", "scratch", 1000, 1.0, t): diverged(t) for t in (0, 1)})
+    assert sel.status == "failed" and sel.selected is None and sel.scores == {"0": None, "1": None}
     monkeypatch.setattr(plan.tracking, "recorded", lambda experiment: {})
-    todo = plan.make(params, None, lambda c: tune.resolve(params, c))
+    todo = plan.make(params)
     assert todo.run == [] and "no tuning trial finished" in todo.blocked[Cell("listops", "s4d", "scratch", 0)]
-    with pytest.raises(tune.ArmFailed):  # never the defaults in its place
-        tune.values(params, Cell("listops", "s4d", "scratch", 0))
+    with pytest.raises(selection.ArmFailed):  # never the defaults in its place
+        selection.choice(params, Cell("listops", "s4d", "scratch", 0))
+    assert resolve(params, Cell("listops", "s4d", "scratch", 0)).blocked

@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from components import figures
+from components.report import figures
 from components.config import S4DCfg, TransformerCfg
 from components.models import build_backbone
 from components.models.s4d import S4D
-from components.report import aggregate
+from components.report.tables import aggregate
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ARMS = {"transformer": "vanilla", "las": "LaS", "las_nodecay": "smoothing only", "las_nopool": "decay only"}

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
 from components.atomic import read_json, write_json
-from components.cli import main
+from flows.cli import main
 from components.grid import Cell
 
 
@@ -84,17 +84,18 @@ def test_a_failing_cell_stops_nothing_and_is_retried(workdir, raw_params, prefec
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
     real = flows.grid.run_unit
 
-    def flaky(params, start, fractions, parent, choice=None):
-        if start.init == "masked_spt":
+    def flaky(specs, parent, params=None):
+        if specs[0].cell.init == "masked_spt":
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real(params, start, fractions, parent, choice=choice)
+        return real(specs, parent, params)
 
     monkeypatch.setattr(flows.grid, "run_unit", flaky)
     earlier = paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0))  # a result from an earlier run
-    write_json({"status": "ok", "test_accuracy": 0.3}, earlier)
+    write_json({"task": "listops", "arch": "s4d", "init": "masked_spt", "seed": 0, "status": "ok",
+                "test_accuracy": 0.3}, earlier)
     state = grid_flow("params.yaml", return_state=True)
     assert state.is_failed()
-    assert read_json(earlier.with_suffix(".prev.json")) == {"status": "ok", "test_accuracy": 0.3}  # kept, not lost
+    assert read_json(earlier.with_suffix(".prev.json"))["test_accuracy"] == 0.3  # kept, not lost
     assert "1 of 2 runs failed" in state.message and "listops-s4d-masked_spt-s0: RuntimeError: CUDA out of memory" in state.message
     grid = pd.read_csv(paths.report_dir() / "grid.csv").set_index("init")
     assert grid.loc["scratch", "status"] == "ok" and grid.loc["masked_spt", "status"] == "failed 1/1"
@@ -117,7 +118,8 @@ def test_units_run_concurrently_up_to_the_bound(workdir, raw_params, prefect_har
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
     lock, now, peak, started = threading.Lock(), [0], [0], []
 
-    def fake(params, start, fractions, parent, choice=None):  # a unit that only takes time, then records a result
+    def fake(specs, parent, params=None):  # a unit that only takes time, then records a result
+        start = specs[0].cell
         with lock:
             now[0] += 1
             peak[0] = max(peak[0], now[0])

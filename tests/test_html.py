@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from components.document import Bullets, Figure, Heading, Paragraph, Table, to_markdown
-from components.html import inline, to_html
+from components.report.document import Bullets, Figure, Heading, Paragraph, Table, to_markdown
+from components.report.html import inline, to_html
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # any bytes: the page must carry them unchanged
 

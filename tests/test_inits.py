@@ -9,11 +9,12 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
-from components.cli import main
-from components.config import InitCfg, LSTMCfg, S4DCfg, TransformerCfg, FPTCfg, parse_params
+from components.config import FPTCfg, InitCfg, LSTMCfg, S4DCfg, TransformerCfg, parse_params
 from components.grid import Cell, cells, init_skip_reason, is_causal, skip_reason
+from components.spec import resolve
 from components.stages import evaluate, finetune, materialize, pretrain, report
-from components.stages.common import budgets, label_rows
+from components.stages.common import label_rows
+from flows.cli import main
 
 
 @pytest.mark.parametrize("arch, causal", [
@@ -44,6 +45,10 @@ def test_budgets_separate_tied_epochs_and_per_arch(raw_params):
     raw_params["finetune"].update(steps=100, steps_by_arch={"fpt": 7})
     raw_params["pretrain"].update(steps=None, epochs=2, batch_size=10)
     p = parse_params(raw_params)
+
+    def budgets(params, cell, n_train):
+        return resolve(params, cell).budgets(n_train)
+
     assert budgets(p, Cell("listops", "s4d", "scratch", 0), 240) == (0, 100)
     assert budgets(p, Cell("listops", "s4d", "masked_spt", 0), 240) == (48, 100)  # 2 epochs of 240 rows / 10
     assert budgets(p, Cell("listops", "s4d", "tied", 0), 240) == (40, 60)  # same total as scratch
@@ -62,7 +67,7 @@ def run_cells(params, cell_list):
     materialize.run(params, "listops")
     for c in cell_list:
         for stage in (pretrain, finetune, evaluate):
-            stage.run(params, c)
+            stage.run(resolve(params, c))
     return report.run(params)
 
 
@@ -117,11 +122,11 @@ def test_a_diverged_cell_is_recorded_and_the_grid_goes_on(workdir, tiny_params, 
     later = [Cell("listops", "transformer", "scratch", 0)]
     materialize.run(tiny_params, "listops")
     for stage in (pretrain, finetune, evaluate):
-        stage.run(tiny_params, first)
+        stage.run(resolve(tiny_params, first))
     monkeypatch.setattr(ft, "classification_loss", real)
     for c in later:
         for stage in (pretrain, finetune, evaluate):
-            stage.run(tiny_params, c)
+            stage.run(resolve(tiny_params, c))
     record = json.loads(paths.metrics_path(first).read_text())
     assert record["status"] == "diverged" and record["diverged_at_step"] == 4 and "test_accuracy" not in record
     run = MlflowClient(tracking.tracking_uri()).get_run(record["run_id"])

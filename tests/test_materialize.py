@@ -7,11 +7,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
-from components.cli import main
+from flows.cli import main
 from components.config import ConfigError, parse_params
 from components.data.parquet import SCHEMAS
 from components.grid import Cell
 from components.stages import evaluate, finetune, materialize, pretrain
+from components.spec import resolve
 
 KIND = {"listops": "tokens", "pathfinder": "pixels", "bit_memory": "bits", "bit_xor": "bits", "digits": "pixels"}
 
@@ -94,7 +95,7 @@ def test_a_pixel_task_trains_end_to_end(workdir, raw_params):
     for init in ("scratch", "masked_spt"):
         cell = Cell("pathfinder32", "transformer", init, 0)
         for stage in (pretrain, finetune, evaluate):
-            stage.run(params, cell)
+            stage.run(resolve(params, cell))
         metrics = json.loads(paths.metrics_path(cell).read_text())
         assert 0 <= metrics["test_accuracy"] <= 1 and metrics["status"] == "ok"
     info = json.loads((paths.init_dir(Cell("pathfinder32", "transformer", "masked_spt", 0)) / "info.json").read_text())

@@ -142,7 +142,7 @@ def _run(cmd: list[str], env: dict, cwd: Path, timeout: float) -> subprocess.Com
 
 def _project(tmp_path: Path, env: dict) -> Path:
     """A git checkout of the code and settings, on the smoke profile cut to one arch: two cells."""
-    from components import profiles
+    from flows import profiles
 
     proj = tmp_path / "project"
     proj.mkdir()
@@ -273,7 +273,7 @@ def test_grid_through_a_process_work_pool(tmp_path, processes):
 
     # tuning on, through the same pool: each arm's trials run on the worker (validation only), the
     # controller selects from the records MLflow brings back, then the worker runs the selected settings
-    from components import profiles
+    from flows import profiles
 
     lines = profiles.set_value((proj / "params.yaml").read_text().splitlines(), "tuning.trials", 2)
     for root in (proj, checkout):  # controller and worker must agree on every setting

@@ -3,11 +3,14 @@ settings, and the plan a grid launch makes."""
 import pytest
 import yaml
 
-from components import paths, profiles
-from components.cli import main
+from components import paths, records
 from components.config import ConfigError, load_params, parse_params
-from components.grid import Cell, cells, config_hash
+from components.grid import Cell, cells
+from components.records import CellRecord, DataMeta
+from components.spec import config_hash
 from components.stages import plan
+from flows import profiles
+from flows.cli import main
 from tests.conftest import ROOT
 
 
@@ -95,23 +98,25 @@ def test_plan_skips_by_rule_and_takes_recorded_results(workdir, raw_params, monk
     raw_params["grid"].update(archs=["s4d", "transformer_causal"], inits=["scratch", "masked_spt"])
     params = parse_params(raw_params)
     recorded_cell = Cell("listops", "s4d", "scratch", 0)
-    record = {"status": "ok", "test_accuracy": 0.25, "run_id": "abc"}
+    record = CellRecord(task="listops", arch="s4d", init="scratch", seed=0, test_accuracy=0.25, run_id="abc")
     store = {config_hash(params, recorded_cell): {"record": record, "data_sha256": "", "run_id": "abc"}}
     monkeypatch.setattr(plan.tracking, "recorded", lambda experiment: store)
     todo = plan.make(params)
     assert todo.done == {recorded_cell: record}
     assert set(todo.skipped) == {Cell("listops", "transformer_causal", "masked_spt", 0)}
-    assert todo.run == [Cell("listops", "s4d", "masked_spt", 0), Cell("listops", "transformer_causal", "scratch", 0)]
+    assert [s.cell for s in todo.run] == [Cell("listops", "s4d", "masked_spt", 0),
+                                          Cell("listops", "transformer_causal", "scratch", 0)]
+    assert [s.config_hash for s in todo.run] == [config_hash(params, s.cell) for s in todo.run]
     text = plan.describe(params)
     assert "done  listops-s4d-scratch-s0  (test accuracy 25.00%; run abc)" in text
     assert "skip  listops-transformer_causal-masked_spt-s0  (masked_spt is for bidirectional models" in text
     assert "\n2 to run, 1 already recorded, 1 skipped " in text
     assert "tuning:" not in text  # no tuning: no trial lines
 
-    paths.meta_path("listops").parent.mkdir(parents=True)  # this machine's data differs from the record's
-    paths.meta_path("listops").write_text('{"sha256": {"train": "0000"}}')
+    records.save(DataMeta(task="listops", kind="tokens", n_classes=10, source={}, rows={}, length={},
+                          sha256={"train": "0000"}), paths.meta_path("listops"))  # this machine's data differs
     store[config_hash(params, recorded_cell)]["data_sha256"] = "ffff"
-    assert recorded_cell in plan.make(params).run
+    assert recorded_cell in [s.cell for s in plan.make(params).run]
 
 
 def test_grid_cli_rejects_what_cannot_run(workdir, tmp_path, capsys):

@@ -4,16 +4,16 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import pyarrow.parquet as pq
+import pytest
 from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
-from components.config import parse_params
-from components.config import PRETRAINING
+from components.config import PRETRAINING, parse_params
 from components.grid import Cell, cells, skip_reason
-from components.training import checkpoint
+from components.spec import resolve
 from components.stages import evaluate, finetune, materialize, pretrain, report
+from components.training import checkpoint
 
 
 def run_all(params):
@@ -21,7 +21,7 @@ def run_all(params):
         materialize.run(params, t)
     for c in cells(params):
         for stage in (pretrain, finetune, evaluate):
-            stage.run(params, c)
+            stage.run(resolve(params, c))
     return report.run(params)
 
 
@@ -93,7 +93,7 @@ def params_init(params, cell):
 def test_scratch_and_spt_share_initial_weights_and_spt_changes_them(workdir, tiny_params):
     materialize.run(tiny_params, "listops")
     for init in ("scratch", "masked_spt"):
-        pretrain.run(tiny_params, Cell("listops", "s4d", init, 0))
+        pretrain.run(resolve(tiny_params, Cell("listops", "s4d", init, 0)))
     scratch, _ = checkpoint.load(paths.init_dir(Cell("listops", "s4d", "scratch", 0)) / "backbone.pt")
     spt, info = checkpoint.load(paths.init_dir(Cell("listops", "s4d", "masked_spt", 0)) / "backbone.pt")
     assert scratch.keys() == spt.keys()
@@ -106,9 +106,9 @@ def test_same_params_same_metrics(workdir, tiny_params):
     results = []
     for _ in range(2):
         cell = Cell("listops", "transformer", "masked_spt", 1)
-        pretrain.run(tiny_params, cell)
-        finetune.run(tiny_params, cell)
-        out = evaluate.run(tiny_params, cell)
+        pretrain.run(resolve(tiny_params, cell))
+        finetune.run(resolve(tiny_params, cell))
+        out = evaluate.run(resolve(tiny_params, cell))
         m = json.loads(out.read_text())
         results.append((m["test_accuracy"], m["test_loss"], m["val_accuracy"], m["best_step"]))
     assert results[0] == results[1]

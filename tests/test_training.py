@@ -12,7 +12,7 @@ from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 from components.training.optim import lr_factor
 
-CFG = OptimCfg(steps=30, batch_size=8, lr={"t": 3e-3}, warmup_steps=3, eval_every=10, log_every=5)
+CFG = OptimCfg(steps=30, batch_size=8, lr={"t": 3e-3}, warmup_steps=3, eval_every=10, log_every=5).for_arch("t")
 
 
 def toy_split(n: int = 64, seed: int = 0) -> TokenSplit:
@@ -40,7 +40,7 @@ def run(split, seed=0, evaluate=None, cfg=CFG, **options):
     def loss_fn(m, b):
         return classification_loss(m(b[0], b[1]), b[2])
 
-    result = train(model, stream(split, seed), loss_fn, evaluate or default_eval(split), cfg, cfg.steps, 3e-3,
+    result = train(model, stream(split, seed), loss_fn, evaluate or default_eval(split), cfg, cfg.steps,
                    lambda m, s: logs.append((s, m)), **options)
     return model, result, logs
 
@@ -60,7 +60,7 @@ def test_logged_lr_is_the_main_rate_even_with_hinted_groups():
     model = new_head(Classifier, build_backbone(S4DCfg(d_model=8, n_layers=1, d_state=4, ssm_lr=1e-4), 12, 0, 0), 2, 0)
     logs = []
     train(model, stream(split, 0), lambda m, b: classification_loss(m(b[0], b[1]), b[2]), lambda m: {"score": 0.0},
-          CFG, CFG.steps, 3e-3, lambda m, s: logs.append((s, m)))
+          CFG, CFG.steps, lambda m, s: logs.append((s, m)))
     lrs = {s: m["lr"] for s, m in logs if "lr" in m}
     assert lrs[5] == 3e-3 * lr_factor(4, CFG.warmup_steps, CFG.steps)
 
@@ -135,7 +135,7 @@ def test_nan_loss_raises_diverged_with_the_step():
         return (loss * float("nan") if next(calls) == 6 else loss), c, n
 
     with pytest.raises(Diverged) as err:
-        train(model, stream(split, 0), loss_fn, lambda m: {"score": 0.0}, CFG, CFG.steps, 3e-3, lambda m, s: None)
+        train(model, stream(split, 0), loss_fn, lambda m: {"score": 0.0}, CFG, CFG.steps, lambda m, s: None)
     assert err.value.step == 7
 
 
@@ -161,7 +161,7 @@ def test_resuming_from_a_checkpoint_ends_exactly_like_an_uninterrupted_run(tmp_p
 
         torch.manual_seed(0)
         model = new_head(Classifier, build_backbone(TransformerCfg(d_model=16, n_layers=1, n_heads=2), 12, 0, 3), 2, 3)
-        result = train(model, stream(toy_split(), 3), loss_fn, default_eval(toy_split()), cfg, cfg.steps, 3e-3, log,
+        result = train(model, stream(toy_split(), 3), loss_fn, default_eval(toy_split()), cfg, cfg.steps, log,
                        generators=[gen], checkpoint=path, meta={"run_id": "r1"})
         return model, result, logs
 

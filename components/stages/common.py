@@ -1,10 +1,9 @@
-"""Helpers shared by the stages: device choice, seeds, and reading a task's splits."""
+"""Helpers shared by the stages: device choice, seeds, reading a task's splits, resume files."""
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -13,13 +12,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from components import paths
-from components.atomic import read_json
-from components.config import ConfigError, OptimCfg, Params
+from components import paths, records
 from components.data.batching import TokenSplit, train_stream
-from components.data.contract import MASK, PAD
 from components.data.parquet import read_split
 from components.grid import Cell
+from components.records import DataMeta
 from components.training.loop import BatchesFrom
 
 
@@ -42,44 +39,15 @@ def derive_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-PIXEL_OFFSET = 2  # a pixel of intensity v is token v + 2; ids 0 and 1 are padding and mask
-
-
-def load_meta(task: str) -> dict:
-    """meta.json, with pixel tasks seen as LRA feeds them to Transformers: one token per intensity."""
-    meta = read_json(paths.meta_path(task))
-    if meta["kind"] == "pixels":
-        meta = {**meta, "vocab": [PAD, MASK, *map(str, range(meta["levels"]))], "pad_id": 0, "mask_id": 1}
-    elif meta["kind"] != "tokens":
-        raise ConfigError(f"data/{task}: {meta['kind']} tasks cannot be trained yet (see config.UNTRAINABLE)")
-    return meta
+def load_meta(task: str) -> DataMeta:
+    """The task's meta.json as a token model sees it (pixel tasks: one token per intensity)."""
+    return records.load(DataMeta, paths.meta_path(task)).as_tokens()
 
 
 def load_split(task: str, split: str) -> TokenSplit:
     values, offsets, labels = read_split(paths.split_path(task, split))
-    if read_json(paths.meta_path(task))["kind"] == "pixels":
-        values = values + PIXEL_OFFSET
-    return TokenSplit(values, offsets, labels)
-
-
-def phase_steps(cfg: OptimCfg, arch: str, n_rows: int) -> int:
-    """A phase's step budget: `steps_by_arch`, else `steps`, else `epochs` over `n_rows` rows."""
-    if arch in cfg.steps_by_arch:
-        return cfg.steps_by_arch[arch]
-    return cfg.steps if cfg.steps is not None else math.ceil(cfg.epochs * n_rows / cfg.batch_size)
-
-
-def budgets(params: Params, cell: Cell, n_train: int) -> tuple[int, int]:
-    """(pretraining steps, finetuning steps) of a cell. A compute-tied init splits its
-    `total_steps`; otherwise each phase has its own budget."""
-    init = params.inits[cell.init]
-    if init.total_steps is not None:
-        pretrain = max(1, round(init.pretrain_share * init.total_steps))
-        return pretrain, max(1, init.total_steps - pretrain)
-    finetune = phase_steps(params.finetune, cell.arch, max(1, round(n_train * cell.fraction)))
-    if init.kind not in ("masked_spt", "causal_spt"):
-        return 0, finetune
-    return phase_steps(params.pretrain, cell.arch, n_train), finetune
+    offset = records.load(DataMeta, paths.meta_path(task)).token_offset
+    return TokenSplit(values + offset if offset else values, offsets, labels)
 
 
 def label_rows(n: int, fraction: float, seed: int) -> np.ndarray:

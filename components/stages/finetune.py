@@ -13,37 +13,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components import paths
-from components.atomic import atomic_dir, file_sha256, read_json, write_json
-from components.config import FROZEN, Params
+from components import paths, records
+from components.atomic import atomic_dir, file_sha256
+from components.config import FROZEN
 from components.evaluation import evaluate_classifier
-from components.grid import Cell, config_hash
 from components.models import Classifier, build_backbone, count_parameters, new_head
 from components.objectives import classification_loss
+from components.records import OK, CellRecord, InitInfo
+from components.spec import CellSpec
 from components.stages import skip
-from components.stages.common import (batches_from, budgets, clear_resume, derive_seed, label_rows, load_meta,
-                                      load_split, progress, resolve_device, resume_file)
+from components.stages.common import (batches_from, clear_resume, derive_seed, label_rows, load_meta, load_split,
+                                      progress, resolve_device, resume_file)
 from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 
 
-def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
-    if (blocked := skip.upstream(params, "finetune", cell)) is not None:
+def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
+    cell = spec.cell
+    if (blocked := skip.upstream(spec, "finetune")) is not None:
         return skip.write("finetune", cell, *blocked)
-    cfg, device, init = params.finetune, resolve_device(params.device), params.inits[cell.init]
+    cfg, device, init = spec.finetune, resolve_device(spec.device), spec.init
     meta, init_dir = load_meta(cell.task), paths.init_dir(cell)
-    state, init_info = checkpoint.load(init_dir / "backbone.pt")
-    backbone = build_backbone(params.archs[cell.arch], len(meta["vocab"]), meta["pad_id"],
-                              derive_seed(cell.seed, "init"))
+    state, _ = checkpoint.load(init_dir / "backbone.pt")
+    init_info = records.load(InitInfo, init_dir / "info.json")
+    backbone = build_backbone(spec.arch, len(meta.vocab), meta.pad_id, derive_seed(cell.seed, "init"))
     backbone.load_state_dict(state)
     if init.kind in FROZEN:
         backbone.freeze()
-    model = new_head(Classifier, backbone, meta["n_classes"], derive_seed(cell.seed, "finetune-head")).to(device)
+    model = new_head(Classifier, backbone, meta.n_classes, derive_seed(cell.seed, "finetune-head")).to(device)
 
-    full, val_split, pad = load_split(cell.task, "train"), load_split(cell.task, "val"), meta["pad_id"]
+    full, val_split, pad = load_split(cell.task, "train"), load_split(cell.task, "val"), meta.pad_id
     train_split = full if cell.fraction == 1.0 else full.subset(
-        label_rows(len(full), cell.fraction, derive_seed(params.tasks[cell.task].seed, "label-subset")))
-    _, steps = budgets(params, cell, len(full))
+        label_rows(len(full), cell.fraction, derive_seed(spec.task.seed, "label-subset")))
+    _, steps = spec.budgets(len(full))
     batches = batches_from(train_split, cfg.batch_size, derive_seed(cell.seed, "finetune-order"), pad, device)
 
     def loss_fn(m, batch):
@@ -57,45 +59,46 @@ def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
 
     init_sha = file_sha256(init_dir / "backbone.pt")
     resume = resume_file("finetune", cell, {
-        "arch": params.archs[cell.arch].model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
-        "init_sha256": init_sha, "data": meta["sha256"], "steps": steps, "seed": cell.seed,
-        "fraction": cell.fraction, "device": device.type, "bf16": params.bf16, "compile": params.compile})
+        "arch": spec.arch.model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
+        "init_sha256": init_sha, "data": meta.sha256, "steps": steps, "seed": cell.seed,
+        "fraction": cell.fraction, "device": device.type, "bf16": spec.bf16, "compile": spec.compile})
     earlier = read_meta(resume)
     tags = {**cell.tags(), "stage": "finetune", "cell": cell.name, "device": str(device),
-            "data_sha256": meta["sha256"]["train"], "init_sha256": init_sha,
-            "pretrain_run_id": init_info.get("pretrain_run_id") or "", "config_hash": config_hash(params, cell)}
+            "data_sha256": meta.sha256["train"], "init_sha256": init_sha,
+            "pretrain_run_id": init_info.pretrain_run_id or "", "config_hash": spec.config_hash}
     counts = count_parameters(model)
     try:
-        with tracking.start_run(params.tracking.experiment, cell.name, tags, run_id=earlier and earlier["run_id"],
+        with tracking.start_run(spec.experiment, cell.name, tags, run_id=earlier and earlier["run_id"],
                                 parent_run_id=parent_run_id) as t:
             if not t.reopened:
-                t.log_params({"arch": params.archs[cell.arch].model_dump(), "finetune": cfg.model_dump(),
-                              "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
-                              "train_rows": len(train_split), "pretrain_steps": init_info["pretrain_steps"], **counts})
-            result = train(model, batches, loss_fn, evaluate, cfg, steps, cfg.lr[cell.arch],
+                t.log_params({"arch": spec.arch.model_dump(), "finetune": cfg.model_dump(),
+                              "init": init.model_dump(), "lr": cfg.lr, "steps": steps,
+                              "train_rows": len(train_split), "pretrain_steps": init_info.pretrain_steps, **counts})
+            result = train(model, batches, loss_fn, evaluate, cfg, steps,
                            progress(cell.name, t.log_metrics), checkpoint=resume, meta={"run_id": t.run_id},
-                           bf16=params.bf16, compile=params.compile, desc=cell.name)
+                           bf16=spec.bf16, compile=spec.compile, desc=cell.name)
             t.log_metrics({"best_val_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
                            "finetune_seconds": result.seconds})
     except Diverged as err:
         clear_resume(resume)
         return skip.write("finetune", cell, "diverged", f"finetuning diverged: {err}",
-                          {"run_id": t.run_id, "diverged_at_step": err.step, "config_hash": tags["config_hash"]})
-    info = {**cell.tags(), "seed": cell.seed, "fraction": cell.fraction, "status": skip.OK, "run_id": t.run_id,
-            "config_hash": tags["config_hash"], "device": str(device), "init_sha256": init_sha, "pretrain_run_id": init_info.get("pretrain_run_id"),
-            "pretrain_steps": init_info["pretrain_steps"], "pretrain_tokens": init_info["pretrain_tokens"],
-            "pretrain_seconds": init_info.get("pretrain_seconds", 0.0), "train_rows": len(train_split),
-            "finetune_budget": steps, "finetune_steps": result.steps, "stopped_early": result.stopped_early,
-            "finetune_tokens": result.tokens, "finetune_seconds": round(result.seconds, 2),
-            "finetune_resumed_from": result.resumed_from, "best_step": result.best_step,
-            "val_accuracy": result.best_val["accuracy"], **counts}
+                          {"run_id": t.run_id, "diverged_at_step": err.step, "config_hash": spec.config_hash})
+    info = CellRecord(
+        **{**cell.tags(), "seed": cell.seed, "fraction": cell.fraction}, status=OK, run_id=t.run_id,
+        config_hash=spec.config_hash, device=str(device), init_sha256=init_sha,
+        pretrain_run_id=init_info.pretrain_run_id, pretrain_steps=init_info.pretrain_steps,
+        pretrain_tokens=init_info.pretrain_tokens, pretrain_seconds=init_info.pretrain_seconds,
+        train_rows=len(train_split), finetune_budget=steps, finetune_steps=result.steps,
+        stopped_early=result.stopped_early, finetune_tokens=result.tokens, finetune_seconds=round(result.seconds, 2),
+        finetune_resumed_from=result.resumed_from, best_step=result.best_step,
+        val_accuracy=result.best_val["accuracy"], **counts)
     out = paths.finetune_dir(cell)
     with atomic_dir(out) as tmp:
-        checkpoint.save(tmp / "model.pt", result.best_state, info)
-        write_json(info, tmp / "info.json")
+        checkpoint.save(tmp / "model.pt", result.best_state, info.model_dump(mode="json"))
+        records.save(info, tmp / "info.json")
     clear_resume(resume)
     return out
 
 
-def load_info(cell: Cell) -> dict:
-    return read_json(paths.finetune_dir(cell) / "info.json")
+def load_info(cell) -> CellRecord:
+    return records.load(CellRecord, paths.finetune_dir(cell) / "info.json")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components import paths
-from components.atomic import atomic_dir, atomic_path, file_sha256, read_json, write_json, write_text
+from components import paths, records
+from components.atomic import atomic_dir, atomic_path, file_sha256, write_text
 from components.config import ConfigError, Params
 from components.data import bits, card, digits, listops, pathfinder
 from components.data.contract import Dataset
@@ -69,7 +69,7 @@ def run(params: Params, task: str, source: str | None = None) -> Path:
             meta["rows"][split] = len(df)
             meta["length"][split] = {c: lengths(df, c) for c in columns} if len(columns) > 1 else lengths(df, "input")
             meta["sha256"][split] = file_sha256(tmp / f"{split}.parquet")
-        write_json(meta, tmp / "meta.json")
+        records.save(records.DataMeta(**meta), tmp / "meta.json")
         text, png = card.render(task, data.splits, meta)
         md_path, png_path = paths.card_paths(task)
         with atomic_path(png_path) as p:
@@ -85,7 +85,7 @@ def current(params: Params, task: str) -> bool:
     path = paths.meta_path(task)
     if not path.exists():
         return False
-    cfg, recorded = params.tasks[task], read_json(path)["source"]
+    cfg, recorded = params.tasks[task], records.load(records.DataMeta, path).source
     if cfg.source:
         return str(recorded.get("root", "")).startswith(str(Path(cfg.source).resolve()))
     if cfg.kind not in GENERATORS:

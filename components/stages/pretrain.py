@@ -16,34 +16,36 @@ from pathlib import Path
 
 import torch
 
-from components import paths
-from components.atomic import atomic_dir, write_json
-from components.config import LANGUAGE_PRETRAINED, PRETRAINING, Params
+from components import paths, records
+from components.atomic import atomic_dir
+from components.config import LANGUAGE_PRETRAINED, PRETRAINING
 from components.evaluation import evaluate_causal_lm, evaluate_masked_lm
-from components.grid import Cell
 from components.models import MaskedLM, build_backbone, count_parameters, new_head
 from components.objectives import mask_tokens, masked_lm_loss, next_token_targets
+from components.records import DataMeta, InitInfo
+from components.spec import CellSpec
 from components.stages import skip
-from components.stages.common import (batches_from, budgets, clear_resume, derive_seed, load_meta, load_split,
-                                      progress, resolve_device, resume_file)
+from components.stages.common import (batches_from, clear_resume, derive_seed, load_meta, load_split, progress,
+                                      resolve_device, resume_file)
 from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 
 
-def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
-    cell = cell.start  # pretraining sees every training row
-    if (blocked := skip.upstream(params, "pretrain", cell)) is not None:
+def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
+    """Initialize the backbone of `spec`'s pretraining start (any fraction of it: pretraining
+    sees every training row)."""
+    spec = spec.at(1.0)
+    cell = spec.cell.start
+    if (blocked := skip.upstream(spec, "pretrain")) is not None:
         return skip.write("pretrain", cell, *blocked)
-    meta, init = load_meta(cell.task), params.inits[cell.init]
-    backbone = build_backbone(params.archs[cell.arch], len(meta["vocab"]), meta["pad_id"],
-                              derive_seed(cell.seed, "init"), pretrained=init.kind in LANGUAGE_PRETRAINED)
-    info = {**cell.tags(), "seed": cell.seed, "init_kind": init.kind, "status": skip.OK,
-            "data_sha256": meta["sha256"]["train"], "pretrain_run_id": None, "pretrain_steps": 0,
-            "pretrain_tokens": 0, "pretrain_seconds": 0.0}
+    meta, init = load_meta(cell.task), spec.init
+    backbone = build_backbone(spec.arch, len(meta.vocab), meta.pad_id, derive_seed(cell.seed, "init"),
+                              pretrained=init.kind in LANGUAGE_PRETRAINED)
+    info = {**cell.tags(), "seed": cell.seed, "init_kind": init.kind, "data_sha256": meta.sha256["train"]}
     resume = None
     if init.kind in PRETRAINING:
         try:
-            result, run_id, resume = _self_pretrain(params, cell, meta, backbone, parent_run_id)
+            result, run_id, resume = _self_pretrain(spec, meta, backbone, parent_run_id)
         except Diverged as err:
             clear_resume(err.resume)
             return skip.write("pretrain", cell, "diverged", f"pretraining diverged: {err}",
@@ -53,20 +55,20 @@ def run(params: Params, cell: Cell, parent_run_id: str | None = None) -> Path:
                      "pretrain_seconds": round(result.seconds, 2), "pretrain_resumed_from": result.resumed_from})
     out = paths.init_dir(cell)
     with atomic_dir(out) as tmp:
-        info["backbone_sha256"] = checkpoint.save(tmp / "backbone.pt", backbone.state_dict(), info)
-        write_json(info, tmp / "info.json")
+        info["backbone_sha256"] = checkpoint.save(tmp / "backbone.pt", backbone.state_dict(), InitInfo(**info).model_dump())
+        records.save(InitInfo(**info), tmp / "info.json")
     if resume is not None:
         clear_resume(resume)
     return out
 
 
-def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone, parent_run_id: str | None) -> tuple:
-    cfg, device, init = params.pretrain, resolve_device(params.device), params.inits[cell.init]
+def _self_pretrain(spec: CellSpec, meta: DataMeta, backbone, parent_run_id: str | None) -> tuple:
+    cell, cfg, device, init = spec.cell, spec.pretrain, resolve_device(spec.device), spec.init
     causal = init.kind == "causal_spt"
-    ratio = init.mask_ratio or params.tasks[cell.task].mask_ratio
-    pad, mask_id, vocab = meta["pad_id"], meta["mask_id"], len(meta["vocab"])
+    ratio = init.mask_ratio or spec.task.mask_ratio
+    pad, mask_id, vocab = meta.pad_id, meta.mask_id, len(meta.vocab)
     train_split, val_split = load_split(cell.task, "train"), load_split(cell.task, "val")
-    steps, _ = budgets(params, cell, len(train_split))
+    steps, _ = spec.budgets(len(train_split))
     model = new_head(MaskedLM, backbone, vocab, derive_seed(cell.seed, "pretrain-head")).to(device)
     gen = torch.Generator().manual_seed(derive_seed(cell.seed, "pretrain-mask"))
     batches = batches_from(train_split, cfg.batch_size, derive_seed(cell.seed, "pretrain-order"), pad, device)
@@ -87,23 +89,23 @@ def _self_pretrain(params: Params, cell: Cell, meta: dict, backbone, parent_run_
     from components import tracking  # MLflow enters only at the stage boundary
 
     resume = resume_file("pretrain", cell, {
-        "arch": params.archs[cell.arch].model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
-        "task": params.tasks[cell.task].model_dump(), "data": meta["sha256"]["train"], "steps": steps,
-        "seed": cell.seed, "device": device.type, "bf16": params.bf16, "compile": params.compile})
+        "arch": spec.arch.model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
+        "task": spec.task.model_dump(), "data": meta.sha256["train"], "steps": steps,
+        "seed": cell.seed, "device": device.type, "bf16": spec.bf16, "compile": spec.compile})
     earlier = read_meta(resume)
     name = f"pretrain-{cell.name}"
     tags = {**cell.tags(), "stage": "pretrain", "objective": "causal" if causal else "masked",
-            "data_sha256": meta["sha256"]["train"]}
+            "data_sha256": meta.sha256["train"]}
     try:
-        with tracking.start_run(params.tracking.experiment, name, tags, run_id=earlier and earlier["run_id"],
+        with tracking.start_run(spec.experiment, name, tags, run_id=earlier and earlier["run_id"],
                                 parent_run_id=parent_run_id) as t:
             if not t.reopened:
-                t.log_params({"arch": params.archs[cell.arch].model_dump(), "pretrain": cfg.model_dump(),
-                              "init": init.model_dump(), "lr": cfg.lr[cell.arch], "steps": steps,
+                t.log_params({"arch": spec.arch.model_dump(), "pretrain": cfg.model_dump(),
+                              "init": init.model_dump(), "lr": cfg.lr, "steps": steps,
                               "mask_ratio": None if causal else ratio, **count_parameters(model)})
-            result = train(model, batches, loss_fn, evaluate, cfg, steps, cfg.lr[cell.arch],
+            result = train(model, batches, loss_fn, evaluate, cfg, steps,
                            progress(name, t.log_metrics), generators=[gen], checkpoint=resume,
-                           meta={"run_id": t.run_id}, bf16=params.bf16, compile=params.compile, desc=name)
+                           meta={"run_id": t.run_id}, bf16=spec.bf16, compile=spec.compile, desc=name)
             model.load_state_dict(result.best_state)
             t.log_metrics({"best_val_token_accuracy": result.best_val["accuracy"], "best_step": result.best_step,
                            "pretrain_seconds": result.seconds})

@@ -10,23 +10,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from components import figures as fig
-from components import paths, tuning
-from components.atomic import atomic_path, read_json, write_text
-from components.claims import check
+from components import paths, records, selection, tuning
+from components.atomic import atomic_path, write_text
 from components.config import Params
-from components.document import Figure, to_markdown
 from components.grid import Cell, arms, cells, trial_cells
-from components.stages import tune
-from components.html import to_html
+from components.records import CellRecord
 from components.references import load as load_references
-from components.report import aggregate, budget, document
+from components.report import figures as fig
+from components.report.claims import check
+from components.report.document import Figure, to_markdown
+from components.report.html import to_html
+from components.report.tables import aggregate, budget, document
 
 FIGURES = "figures"
 
 
+def _rows(cells_: list[Cell]) -> list[dict]:
+    return [records.load(CellRecord, paths.metrics_path(c)).row() for c in cells_]
+
+
 def collect(params: Params) -> pd.DataFrame:
-    return pd.DataFrame([read_json(paths.metrics_path(c)) for c in cells(params)])
+    return pd.DataFrame(_rows(cells(params)))
 
 
 def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
@@ -35,14 +39,11 @@ def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
     trials, selections = [], {}
     if params.tuning.trials == 1:
         return pd.DataFrame(), {}
-    wanted = tuning.candidates(params.tuning)
     for arm in arms(params):
-        path = paths.selection_path(*arm)
-        sel = read_json(path) if path.exists() else {}
-        if sel.get("candidates") != wanted or sel.get("settings") != tune.settings(params, *arm):
+        if (sel := selection.load_selection(params, *arm)) is None:
             continue
-        selections[arm] = sel
-        trials += [read_json(paths.metrics_path(c)) for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()]
+        selections[arm] = sel.model_dump()
+        trials += _rows([c for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()])
     return pd.DataFrame(trials), selections
 
 
@@ -102,7 +103,7 @@ def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
     if not paths.meta_path(task).exists():
         return out
     meta = load_meta(task)
-    length = int(meta["length"]["train"]["max"])
+    length = int(meta.length["train"]["max"])
     for arch in params.grid.archs:
         if params.archs[arch].kind not in ("s4d", "dlr"):
             continue
@@ -111,7 +112,7 @@ def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
             path = paths.init_dir(Cell(task, arch, init, params.grid.seeds[0])) / "backbone.pt"
             if kind not in ("scratch", "masked_spt", "causal_spt") or params.inits[init].total_steps or not path.exists():
                 continue
-            backbone = build_backbone(params.archs[arch], len(meta["vocab"]), meta["pad_id"], 0)
+            backbone = build_backbone(params.archs[arch], len(meta.vocab), meta.pad_id, 0)
             backbone.load_state_dict(checkpoint.load(path)[0])
             out.setdefault(arch, {})["scratch (init)" if kind == "scratch" else init] = fig.kernel_decay_curves(backbone, length)
     return out

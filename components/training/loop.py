@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
-from components.config import OptimCfg
+from components.config import Phase
 from components.training import checkpoint as ckpt
 from components.training.optim import build_optimizer, lr_factor
 
@@ -62,10 +62,11 @@ def read_meta(path: Optional[Path]) -> Optional[dict]:
     return torch.load(path, map_location="cpu", weights_only=True)["meta"]
 
 
-def train(model: nn.Module, batches: BatchesFrom, loss_fn: LossFn, evaluate: EvalFn, cfg: OptimCfg,
-          steps: int, lr: float, log: LogFn, *, generators: Sequence[torch.Generator] = (),
+def train(model: nn.Module, batches: BatchesFrom, loss_fn: LossFn, evaluate: EvalFn, cfg: Phase,
+          steps: int, log: LogFn, *, generators: Sequence[torch.Generator] = (),
           checkpoint: Optional[Path] = None, meta: Optional[dict] = None, bf16: bool = False,
           compile: bool = False, desc: str = "train") -> TrainResult:
+    lr = cfg.lr
     opt = build_optimizer(model, lr, cfg.weight_decay, cfg.betas)
     for group in opt.param_groups:
         group["base_lr"] = group["lr"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from components import stats
+from components.report import stats
 
 NOT_RUN = "not run"
 CLOSE = 2.0  # points: "comes close" (the SPT paper: DLR + SPT 83.4 vs S4 + SPT 84.5)

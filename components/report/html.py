@@ -10,7 +10,7 @@ import base64
 import html
 import re
 
-from components.document import Block, Bullets, Figure, Heading, Paragraph, Table
+from components.report.document import Block, Bullets, Figure, Heading, Paragraph, Table
 
 CSS = """
 :root { color-scheme: light; }

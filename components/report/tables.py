@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from components import stats
-from components.claims import NOT_RUN, Verdict
-from components.document import Block, Bullets, Figure, Heading, Paragraph, Table
+from components.report import stats
+from components.report.claims import NOT_RUN, Verdict
+from components.report.document import Block, Bullets, Figure, Heading, Paragraph, Table
 
 KEYS = ["task", "arch", "init", "fraction"]
 NUMBERS = ["test_accuracy", "val_accuracy", "params_trainable", "params_total", "pretrain_steps",

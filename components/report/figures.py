@@ -1,4 +1,4 @@
-"""The report's figures, drawn from the aggregated grid (`components.report.aggregate`), MLflow metric
+"""The report's figures, drawn from the aggregated grid (`components.report.tables.aggregate`), MLflow metric
 histories and SSM kernels.
 
 Pure: data in, PNG bytes out (None when there is nothing to draw); the report stage names and writes

@@ -13,10 +13,6 @@ LEVEL = 0.95
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
 
 
-def t_quantile(df: float) -> float:
-    return float(_st.t.ppf(0.5 + LEVEL / 2, df))
-
-
 def _clean(x) -> np.ndarray:
     a = np.asarray(x, dtype=float)
     return a[~np.isnan(a)]
@@ -41,7 +37,7 @@ class Interval:
 
 
 def mean_ci(x) -> Interval:
-    """Mean of `x` with its 95% t interval."""
+    """Mean of `x` with its 95% t interval (scipy's one-sample t)."""
     a = _clean(x)
     n = len(a)
     if n == 0:
@@ -50,20 +46,26 @@ def mean_ci(x) -> Interval:
     if n < 2:
         return Interval(m, math.nan, math.nan, 1, math.nan, "t")
     sd = float(a.std(ddof=1))
-    half = t_quantile(n - 1) * sd / math.sqrt(n)
-    return Interval(m, m - half, m + half, n, sd, "t")
+    if sd == 0:
+        return Interval(m, m, m, n, 0.0, "t")  # no spread at all: the interval is the point
+    ci = _st.ttest_1samp(a, 0.0).confidence_interval(LEVEL)
+    return Interval(m, float(ci.low), float(ci.high), n, sd, "t")
 
 
 def paired(a, b) -> Interval:
-    """mean(a_i - b_i) with the 95% t interval of the paired differences (NaN pairs dropped)."""
+    """mean(a_i - b_i) with the 95% paired t interval (scipy's ttest_rel; NaN pairs dropped)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    d = (a - b)[~(np.isnan(a) | np.isnan(b))]
-    ci = mean_ci(d)
-    return Interval(ci.estimate, ci.low, ci.high, ci.n, ci.sd, "paired t")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    d = a[keep] - b[keep]
+    if len(d) < 2 or float(d.std(ddof=1)) == 0:
+        ci = mean_ci(d)  # too few pairs for an interval, or no spread: the point
+        return Interval(ci.estimate, ci.low, ci.high, ci.n, ci.sd, "paired t")
+    ci = _st.ttest_rel(a[keep], b[keep]).confidence_interval(LEVEL)
+    return Interval(float(d.mean()), float(ci.low), float(ci.high), len(d), float(d.std(ddof=1)), "paired t")
 
 
 def welch(a, b) -> Interval:
-    """mean(a) - mean(b) with Welch's 95% interval (unequal variances, Welch–Satterthwaite df)."""
+    """mean(a) - mean(b) with Welch's 95% interval (scipy's ttest_ind, unequal variances)."""
     a, b = _clean(a), _clean(b)
     if len(a) == 0 or len(b) == 0:
         return Interval(math.nan, math.nan, math.nan, 0, math.nan, "Welch")
@@ -71,14 +73,11 @@ def welch(a, b) -> Interval:
     n = min(len(a), len(b))
     if len(a) < 2 or len(b) < 2:
         return Interval(d, math.nan, math.nan, n, math.nan, "Welch")
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se = math.sqrt(va + vb)
-    if se == 0:
+    if a.var(ddof=1) + b.var(ddof=1) == 0:
         return Interval(d, d, d, n, 0.0, "Welch")  # no spread at all: the interval is the point
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = t_quantile(df) * se
+    ci = _st.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
     spread = math.sqrt(a.var(ddof=1) + b.var(ddof=1))  # the sd a paired difference would have, independent arms
-    return Interval(d, d - half, d + half, n, spread, "Welch")
+    return Interval(d, float(ci.low), float(ci.high), n, spread, "Welch")
 
 
 def verdict(ci: Interval, margin: float = 0.0) -> str:

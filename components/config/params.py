@@ -1,0 +1,142 @@
+"""The root of params.yaml (`Params`), its cross-section checks, and loading it with one-line
+errors that name the key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from components.config.archs import ArchCfg
+from components.config.base import ConfigError, Frozen
+from components.config.grid import GridCfg
+from components.config.tasks import UNTRAINABLE, TaskCfg
+from components.config.training import INIT_KINDS, InitCfg, OptimCfg
+from components.config.tuning import TuningCfg
+
+
+class TrackingCfg(Frozen):
+    experiment: str = "arena"
+
+
+class PrefectCfg(Frozen):
+    """How the Prefect grid flow runs its units of work (a pretraining start and its fractions)."""
+
+    concurrency: int = Field(1, ge=1)  # units at once: threads here, or runs on the work pool
+    deployment: Optional[str] = None  # "arena-cell/<name>" (prefect.yaml) sends units to a work pool
+
+
+class Params(Frozen):
+    tasks: dict[str, TaskCfg]
+    archs: dict[str, ArchCfg]
+    inits: dict[str, InitCfg] = {kind: InitCfg(kind=kind) for kind in INIT_KINDS}
+    pretrain: OptimCfg
+    finetune: OptimCfg
+    grid: GridCfg
+    tracking: TrackingCfg = TrackingCfg()
+    prefect: PrefectCfg = PrefectCfg()
+    tuning: TuningCfg = TuningCfg()
+    profile: str = "custom"  # the profile last applied (`arena profile NAME`)
+    profiles: dict[str, dict[str, Any]] = {}  # NAME: {dotted.key: value}; every profile sets the same keys
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True  # bf16 autocast for training on CUDA (CPU always runs fp32)
+    compile: bool = False  # torch.compile the model for training
+
+    @model_validator(mode="after")
+    def _references(self) -> "Params":
+        for key, names, known in (
+            ("grid.tasks", self.grid.tasks, self.tasks),
+            ("grid.archs", self.grid.archs, self.archs),
+            ("grid.inits", self.grid.inits, self.inits),
+        ):
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"{key}: '{name}' is not defined (known: {sorted(known)})")
+        for name in self.grid.tasks:
+            if (kind := self.tasks[name].kind) in UNTRAINABLE:
+                raise ValueError(f"grid.tasks: '{name}' ({kind}) cannot be trained yet: it needs {UNTRAINABLE[kind]}; "
+                                 "it is still materialized from `tasks`")
+        for phase in ("pretrain", "finetune"):
+            cfg = getattr(self, phase)
+            for arch in self.grid.archs:
+                if arch not in cfg.lr:
+                    raise ValueError(f"{phase}.lr: no learning rate for arch '{arch}'")
+            for arch in cfg.steps_by_arch:
+                if arch not in self.archs:
+                    raise ValueError(f"{phase}.steps_by_arch: '{arch}' is not defined (known: {sorted(self.archs)})")
+        if self.tuning.trials > 1 and self.tuning.seed in self.grid.seeds:
+            raise ValueError(f"tuning.seed: {self.tuning.seed} is also in grid.seeds; trials train on their own "
+                             "seed so that the reported seeds are fresh runs of the selected configuration")
+        _check_profiles(self)
+        for i, rule in enumerate(self.grid.exclude):
+            for key, names, known in (("task", rule.task, self.tasks), ("arch", rule.arch, self.archs),
+                                      ("init", rule.init, self.inits)):
+                for name in names:
+                    if name not in known:
+                        raise ValueError(f"grid.exclude.{i}.{key}: '{name}' is not defined (known: {sorted(known)})")
+        return self
+
+
+def lookup(tree: dict, dotted: str):
+    """The value at `dotted` (a.b.c) in nested dicts; KeyError naming the first missing part."""
+    node = tree
+    for i, part in enumerate(dotted.split(".")):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(".".join(dotted.split(".")[: i + 1]))
+        node = node[part]
+    return node
+
+
+def _check_profiles(params: "Params") -> None:
+    if not params.profiles:
+        return
+    names = sorted(params.profiles)
+    if params.profile not in params.profiles and params.profile != "custom":
+        raise ValueError(f"profile: '{params.profile}' is not one of profiles ({', '.join(names)})")
+    first = set(params.profiles[names[0]])
+    dumped = params.model_dump()
+    for name in names:
+        keys = set(params.profiles[name])
+        if keys != first:
+            diff = sorted(keys ^ first)[0]
+            raise ValueError(f"profiles.{name}: sets {'' if diff in keys else 'no '}'{diff}' unlike profiles.{names[0]}; "
+                             "every profile sets the same keys, so switching back restores them")
+        for key in sorted(keys):
+            if key.split(".")[0] in ("profile", "profiles"):
+                raise ValueError(f"profiles.{name}: '{key}' cannot be set by a profile")
+            try:
+                lookup(dumped, key)
+            except KeyError as err:
+                raise ValueError(f"profiles.{name}: '{key}' names no setting ('{err.args[0]}' is not defined)") from None
+
+
+def _first_error(err: ValidationError, source: str) -> str:
+    e = err.errors()[0]
+    parts = [str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
+    if len(parts) > 2 and parts[0] in ("tasks", "archs"):
+        del parts[2]  # pydantic puts the union's `kind` tag after the entry's name: drop it
+    loc = ".".join(parts)
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc or '<root>'}: {msg}{more}"
+
+
+def parse_params(raw: object, source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_first_error(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,93 @@
+"""A cell's settings, resolved once at the edge: `resolve(params, cell) -> CellSpec`.
+
+Everything below the edge (the stages, the unit runner, the flows' workers) takes a `CellSpec`
+and never looks at params.yaml's tables again: the tuned values are applied, each training
+phase is flat for this architecture (one learning rate, one step budget), the skip rules are
+decided, and the config hash is computed here, once. The DVC stages (through the CLI), the
+Prefect flows and `arena grid --dry-run` all resolve through this one function.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Optional
+
+from components import selection, tuning
+from components.config import PRETRAINING, ArchCfg, Frozen, InitCfg, Params, Phase, TaskCfg
+from components.grid import Cell, skip_reason
+from components.records import Choice
+
+
+class CellSpec(Frozen):
+    cell: Cell
+    task: TaskCfg
+    arch: ArchCfg
+    init: InitCfg
+    pretrain: Phase
+    finetune: Phase
+    choice: Choice  # how the tuned values were chosen (the defaults for a skipped or blocked cell)
+    skip: Optional[str] = None  # why the grid's rules leave this cell out
+    blocked: Optional[str] = None  # why its arm has no configuration (every tuning trial failed)
+    device: str
+    bf16: bool
+    compile: bool
+    experiment: str  # the MLflow experiment
+    code: str  # the code version (components/versioning.py)
+    config_hash: str  # 16 hex digits over everything above that a result depends on
+
+    @property
+    def name(self) -> str:
+        return self.cell.name
+
+    def at(self, fraction: float) -> "CellSpec":
+        """The same settings at another label fraction (the hash follows the cell)."""
+        cell = self.cell.at(fraction)
+        return self.model_copy(update={"cell": cell, "config_hash": _hash(self, cell)})
+
+    def budgets(self, n_train: int) -> tuple[int, int]:
+        """(pretraining steps, finetuning steps). A compute-tied init splits its `total_steps`;
+        otherwise each phase has its own budget (finetuning's over the cell's labelled rows)."""
+        if self.init.total_steps is not None:
+            pretrain = max(1, round(self.init.pretrain_share * self.init.total_steps))
+            return pretrain, max(1, self.init.total_steps - pretrain)
+        finetune = self.finetune.budget(max(1, round(n_train * self.cell.fraction)))
+        if self.init.kind not in PRETRAINING:
+            return 0, finetune
+        return self.pretrain.budget(n_train), finetune
+
+
+def _hashed(spec: CellSpec, cell: Cell) -> dict:
+    return {"cell": {"task": cell.task, "arch": cell.arch, "init": cell.init, "seed": cell.seed,
+                     "fraction": cell.fraction, "trial": cell.trial}, "code": spec.code,
+            **spec.model_dump(mode="json", include={"task", "arch", "init", "pretrain", "finetune", "bf16", "compile"})}
+
+
+def _hash(spec: CellSpec, cell: Cell) -> str:
+    blob = json.dumps(_hashed(spec, cell), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve(params: Params, cell: Cell, choice: Optional[Choice] = None) -> CellSpec:
+    """`cell`'s settings. `choice` (a controller's, sent to a worker) is used as given; else it is
+    the trial's candidate, the arm's selection (selected.json, refused when stale) or the defaults.
+    An arm whose tuning failed resolves with `blocked` set, on the defaults."""
+    from components.versioning import code_version
+
+    skip, blocked = skip_reason(params, cell), None
+    if choice is None:
+        try:
+            choice = selection.defaults() if skip else selection.choice(params, cell)
+        except selection.ArmFailed as err:
+            choice, blocked = selection.defaults(), str(err)
+    p = tuning.apply(params, cell.arch, choice.values)
+    fields = dict(cell=cell, task=p.tasks[cell.task], arch=p.archs[cell.arch], init=p.inits[cell.init],
+                  pretrain=p.pretrain.for_arch(cell.arch), finetune=p.finetune.for_arch(cell.arch), choice=choice,
+                  skip=skip, blocked=blocked, device=p.device, bf16=p.bf16, compile=p.compile,
+                  experiment=p.tracking.experiment, code=code_version())
+    spec = CellSpec.model_construct(**fields, config_hash="")
+    return CellSpec(**fields, config_hash=_hash(spec, cell))
+
+
+def config_hash(params: Params, cell: Cell) -> str:
+    """The config hash `cell` runs under (see `resolve`)."""
+    return resolve(params, cell).config_hash
