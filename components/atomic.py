@@ -1,5 +1,6 @@
 """Atomic file writes: write to a temp file beside the target, then rename over it, so a crash
-never leaves a partial file under the final name."""
+never leaves a partial file under the final name. Temp names carry the writer's pid; the next
+write of the same target removes the ones whose writer is gone (a SIGKILL leaves them behind)."""
 from __future__ import annotations
 
 import hashlib
@@ -16,12 +17,39 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(path: Path) -> list[Path]:
+    """Remove the temp files and folders of `path` whose writer process is gone; returns them."""
+    removed = []
+    for leftover in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        pid = leftover.name[len(Path(path).name) + 2:].split(".")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yields a temp path to write; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -38,7 +66,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     """Yields a temp folder to fill; on success it replaces the folder `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    sweep(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_prefix(path), suffix=".tmp"))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)

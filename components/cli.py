@@ -18,7 +18,15 @@ QUIET = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
-ERRORS = (ConfigError, SourceError, FileNotFoundError)  # one line, exit 2
+
+
+def errors() -> tuple[type[BaseException], ...]:
+    """What the CLI reports in one line with exit 2 (the MLflow store's errors once it is loaded)."""
+    found = [ConfigError, SourceError, FileNotFoundError]
+    if "components.tracking" in sys.modules:
+        found.append(sys.modules["components.tracking"].StoreError)
+    return tuple(found)
+
 STAGES = ("materialize", "tune", "pretrain", "finetune", "evaluate", "report", "run")
 
 
@@ -75,6 +83,7 @@ def run_stage(params: Params, args: argparse.Namespace) -> None:
     if args.command == "tune":
         from components.stages import tune
 
+        _store()
         print(tune.run(params, args.task, args.arch, args.init))
         return
     from components.grid import Cell
@@ -83,6 +92,7 @@ def run_stage(params: Params, args: argparse.Namespace) -> None:
     if args.command == "run":
         from components.stages.unit import run_unit
 
+        _store()
         fractions = args.fractions or params.grid.fractions
         specs = [resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(f))) for f in fractions]
         for name, record in run_unit(specs, params=params).items():
@@ -96,8 +106,18 @@ def run_stage(params: Params, args: argparse.Namespace) -> None:
 
         print(skip.write(args.command, spec.cell, *skip.upstream(spec, args.command)))
         return
+    from components.stages.unit import hold
+
+    _store()
     stage = importlib.import_module(f"components.stages.{args.command}")
-    print(stage.run(spec))
+    with hold(spec.cell):
+        print(stage.run(spec))
+
+
+def _store() -> None:
+    from components import tracking
+
+    tracking.check_store()
 
 
 def _check_names(params: Params, args: argparse.Namespace) -> None:
@@ -113,12 +133,26 @@ def _fraction(f: float) -> float:
     return f
 
 
+def interrupted(err: KeyboardInterrupt) -> int:
+    """One line for Ctrl-C or SIGTERM; the exit status a shell expects (130, 143)."""
+    from components.signals import Terminated
+
+    print(f"arena: stopped ({err or 'interrupted'}); open MLflow runs end KILLED, a re-run resumes",
+          file=sys.stderr)
+    return 143 if isinstance(err, Terminated) else 130
+
+
 def main(argv: list[str] | None = None, ap: argparse.ArgumentParser | None = None) -> int:
+    from components import signals
+
     quiet()
+    signals.install()
     args = (ap or parser()).parse_args(argv)
     try:
         run_stage(load_params(args.params), args)
-    except ERRORS as err:
+    except KeyboardInterrupt as err:
+        return interrupted(err)
+    except errors() as err:
         print(f"arena: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -79,5 +79,11 @@ def resume_dir(phase: str, cell: Cell) -> Path:
             / f"frac{cell.fraction}")
 
 
+def lock_path(cell: Cell) -> Path:
+    """The lock a process holds while it runs this pretraining start (outside DVC outputs)."""
+    trial = "" if cell.trial is None else f"trial{cell.trial}-"
+    return Path("artifacts") / "locks" / cell.task / cell.arch / cell.init / f"{trial}seed{cell.seed}.lock"
+
+
 def report_dir() -> Path:
     return Path("reports")

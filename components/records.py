@@ -171,6 +171,7 @@ class InitInfo(_CellIdentity):
     pretrain_val_accuracy: Optional[float] = None
     pretrain_resumed_from: Optional[int] = None
     backbone_sha256: Optional[str] = None
+    init_hash: Optional[str] = None  # CellSpec.init_hash of the settings it was made with
     diverged_at_step: Optional[int] = None
 
 

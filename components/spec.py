@@ -44,6 +44,16 @@ class CellSpec(Frozen):
         cell = self.cell.at(fraction)
         return self.model_copy(update={"cell": cell, "config_hash": _hash(self, cell)})
 
+    @property
+    def init_hash(self) -> str:
+        """16 hex digits over what the cell's initial weights depend on (not finetuning, not the
+        label fraction): a finished initialization with the same hash is current."""
+        start = self.cell.start
+        blob = {"cell": {"task": start.task, "arch": start.arch, "init": start.init, "seed": start.seed,
+                         "trial": start.trial}, "code": self.code,
+                **self.model_dump(mode="json", include={"task", "arch", "init", "pretrain", "bf16", "compile"})}
+        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
     def budgets(self, n_train: int) -> tuple[int, int]:
         """(pretraining steps, finetuning steps). A compute-tied init splits its `total_steps`;
         otherwise each phase has its own budget (finetuning's over the cell's labelled rows)."""

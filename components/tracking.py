@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -18,12 +19,57 @@ from pathlib import Path
 from typing import Iterator
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # outbound traffic; before importing mlflow
+# An unreachable server fails within seconds, not after MLflow's default retries (minutes).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 _BATCH = 900  # MLflow accepts at most 1000 metrics and 100 params per log_batch call
+RETRIES = (1.0, 2.0, 4.0)  # seconds between tries of a write (a SQLite store locked by another writer)
+
+
+class StoreError(RuntimeError):
+    """The MLflow store cannot be reached or written; one line naming it."""
+
+
+def _busy(err: MlflowException) -> bool:
+    """A refusal worth waiting out: another writer holds the SQLite lock, or the server is busy."""
+    return "locked" in str(err).lower() or getattr(err, "error_code", "") == "TEMPORARILY_UNAVAILABLE"
+
+
+def _retry(call, *args, **kwargs):
+    """`call`, again after each pause in RETRIES while the store is busy; then a StoreError."""
+    for pause in (*RETRIES, None):
+        try:
+            return call(*args, **kwargs)
+        except MlflowException as err:
+            if not _busy(err):
+                raise
+            if pause is None:
+                raise StoreError(f"MLflow store {tracking_uri()}: still busy after {len(RETRIES)} retries "
+                                 f"({_first_line(err)})") from None
+            time.sleep(pause)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
+def check_store() -> None:
+    """Fail at once, in one line naming the store, when it cannot be reached."""
+    try:
+        _client().search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 (connection errors, locked or corrupt databases, bad URIs)
+        raise StoreError(f"MLflow store {tracking_uri()}: unreachable ({_first_line(err)})") from None
+
+
+def _owner() -> dict[str, str]:
+    """Which process holds a run open: a later run closes the runs whose process is gone."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
 
 
 def tracking_uri() -> str:
@@ -49,15 +95,15 @@ class Tracker:
         ts = int(time.time() * 1000)
         items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
         for i in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
+            _retry(self.client.log_batch, self.run_id, metrics=items[i : i + _BATCH])
 
     def log_params(self, params: dict) -> None:
         items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+            _retry(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        _retry(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,7 +146,7 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
     training); it ends FINISHED, or FAILED (and the error propagates) if the body raises. An error
     with a `step` attribute (a diverged loss) also records `failed_at_step`."""
     client = _client()
-    tags = {**tags, "git_commit": git_commit()}
+    tags = {**tags, "git_commit": git_commit(), **_owner()}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     reopened = False
@@ -110,6 +156,7 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
             client.update_run(run_id, status="RUNNING")
             if "error" in run.data.tags:  # an earlier interruption (Ctrl-C) is history now
                 client.delete_tag(run_id, "error")
+            Tracker(client, run_id).set_tags(_owner())
             reopened = True
         except MlflowException:  # not in this store (another tracking URI): record a new run
             run_id = None
@@ -122,10 +169,20 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
         failure = {"error": f"{type(err).__name__}: {err}"[:5000]}
         if getattr(err, "step", None) is not None:
             failure["failed_at_step"] = str(err.step)
-        tracker.set_tags(failure)
-        client.set_terminated(run_id, "FAILED")
+        try:
+            tracker.set_tags(failure)
+            client.set_terminated(run_id, ending(err))
+        except (StoreError, MlflowException):
+            pass  # the store is what failed: the original error says more
         raise
-    client.set_terminated(run_id, "FINISHED")
+    _retry(client.set_terminated, run_id, "FINISHED")
+
+
+def ending(err: BaseException | None) -> str:
+    """The MLflow status a run ends with: KILLED for Ctrl-C and SIGTERM, FAILED for an error."""
+    if err is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(err, (KeyboardInterrupt, SystemExit)) else "FAILED"
 
 
 def resume_run(run_id: str) -> Tracker:
@@ -138,16 +195,38 @@ def start_grid(experiment: str, run_name: str, tags: dict[str, str], parent_run_
     """A parent run left open while its children run: one grid launch (its cells' runs name it as
     `parent_run_id`), or one arm's tuning (stage=tune, the parent of its trials' runs)."""
     client = _client()
-    tags = {**tags, "stage": stage, "git_commit": git_commit()}
+    tags = {**tags, "stage": stage, "git_commit": git_commit(), **_owner()}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     return client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id
 
 
-def end_grid(run_id: str, failed: bool, tags: dict[str, str]) -> None:
+def end_grid(run_id: str, failed: bool | str, tags: dict[str, str]) -> None:
+    """Close a parent run: FAILED or FINISHED, or the status given (KILLED)."""
     client = _client()
     Tracker(client, run_id).set_tags(tags)
-    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+    status = failed if isinstance(failed, str) else ("FAILED" if failed else "FINISHED")
+    _retry(client.set_terminated, run_id, status)
+
+
+def close_stale(experiment: str) -> list[str]:
+    """End as KILLED the runs of `experiment` still RUNNING on this host whose process is gone (a
+    SIGKILL, a lost machine); returns their ids. Runs of live processes are left alone."""
+    from components.atomic import _alive
+
+    client = _client()
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    closed = []
+    for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not _alive(int(tags["pid"])):
+            Tracker(client, run.info.run_id).set_tags({"error": f"its process (pid {tags['pid']}) ended without "
+                                                                "closing it; closed by a later run"})
+            _retry(client.set_terminated, run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
 
 
 def recorded(experiment: str) -> dict[str, dict]:

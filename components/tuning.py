@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import torch
-
 from components.config import Params, TuningCfg
 
 if TYPE_CHECKING:
@@ -25,6 +23,8 @@ def candidates(cfg: TuningCfg) -> list[dict[str, float]]:
     """`cfg.trials` points {key: value}; one trial (no tuning) is the defaults: {}."""
     if cfg.trials == 1:
         return [{}]
+    import torch  # here only: resolving a skipped cell's settings stays free of torch
+
     keys = sorted(cfg.space)
     engine = torch.quasirandom.SobolEngine(len(keys), scramble=True, seed=cfg.seed)
     u = engine.draw(cfg.trials, dtype=torch.float64)  # (trials, dims) in [0, 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent  # the components package
 CODE = ("config", "grid.py", "spec.py", "records.py", "models", "training", "objectives.py", "evaluation.py", "data",
         "report/derived.py", "stages/pretrain.py", "stages/finetune.py", "stages/evaluate.py", "stages/common.py",
-        "stages/skip.py", "stages/unit.py")
+        "stages/skip.py")
 
 
 @functools.lru_cache(maxsize=None)

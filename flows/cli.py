@@ -22,7 +22,10 @@ def parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from components import signals
+
     cli.quiet()
+    signals.install()
     args = parser().parse_args(argv)
     try:
         params = load_params(args.params)
@@ -35,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             return grid(params, args)
         else:
             cli.run_stage(params, args)
-    except cli.ERRORS as err:
+    except KeyboardInterrupt as err:
+        return cli.interrupted(err)
+    except cli.errors() as err:
         print(f"arena: error: {err}", file=sys.stderr)
         return 2
     return 0
@@ -44,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 def grid(params, args) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError(f"--concurrency {args.concurrency}: must be at least 1")
+    from components import tracking
+
+    tracking.check_store()
     if args.dry_run:
         from components.stages import plan
 

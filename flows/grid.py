@@ -37,15 +37,26 @@ def unit_here(specs: list[CellSpec], parent_run_id: str, params: Params) -> dict
 
 @task(name="unit-on-pool", cache_policy=NO_CACHE)
 def unit_on_pool(deployment: str, params_path: str, specs: list[CellSpec], parent_run_id: str) -> dict:
-    """The unit as a run of `deployment`; the worker checks its own settings give the same config hashes."""
+    """The unit as a run of `deployment`; the worker checks its own settings give the same config
+    hashes. The idempotency key names the unit and its settings, not this launch: a controller
+    restarted while the unit still runs waits for that run instead of submitting it again, and an
+    earlier attempt that ended in failure is tried again under a fresh key."""
+    from datetime import datetime, timezone
+
     from prefect.deployments import run_deployment
 
     start = specs[0].cell
-    run = run_deployment(deployment, parameters={
+    key = f"{start.name}:{','.join(s.config_hash for s in specs)}"
+    parameters = {
         "task": start.task, "arch": start.arch, "init": start.init, "seed": start.seed,
         "fractions": [s.cell.fraction for s in specs], "params_path": params_path, "parent_run_id": parent_run_id,
         "expected": {str(s.cell.fraction): s.config_hash for s in specs}, "trial": start.trial,
-        "choice": specs[0].choice.model_dump(mode="json")}, as_subflow=True)
+        "choice": specs[0].choice.model_dump(mode="json")}
+    asked = datetime.now(timezone.utc)
+    run = run_deployment(deployment, parameters=parameters, as_subflow=True, idempotency_key=key)
+    if not run.state.is_completed() and run.created is not None and run.created < asked:
+        run = run_deployment(deployment, parameters=parameters, as_subflow=True,
+                             idempotency_key=f"{key}:{asked.isoformat()}")
     if not run.state.is_completed():
         raise RuntimeError(f"flow run {run.name} ({run.id}) ended {run.state.name}: {run.state.message or 'no message'}")
     return {}  # the worker's metrics files stay there; the records come back through MLflow
@@ -133,12 +144,21 @@ def _has_work(params: Params, trials: planning.Plan) -> bool:
 
 def run_grid(params: Params, params_path: str = "params.yaml", deployment: str | None = None):
     deployment = deployment or params.prefect.deployment
+    tracking.close_stale(params.tracking.experiment)  # parents of an earlier launch that was killed
     trials = planning.make(params, planning.all_trials(params))
     if deployment is not None and _has_work(params, trials):
         _require_workers(deployment)
     grid_run = tracking.start_grid(params.tracking.experiment, f"grid-{params.profile}",
                                    {"profile": params.profile, "cells": str(len(cells(params))),
                                     "trials": str(params.tuning.trials), "deployment": deployment or "local"})
+    try:
+        return _run(params, params_path, deployment, trials, grid_run)
+    except BaseException as err:  # the grid's run ends KILLED (SIGTERM, Ctrl-C) or FAILED, never RUNNING
+        tracking.end_grid(grid_run, tracking.ending(err), {"error": f"{type(err).__name__}: {err}"[:5000]})
+        raise
+
+
+def _run(params: Params, params_path: str, deployment: str | None, trials: planning.Plan, grid_run: str):
     # 1. tuning: every arm's trials (validation only), then each arm's selection
     for c, record in trials.done.items():
         records.save(record, paths.metrics_path(c))

@@ -217,7 +217,8 @@ def test_test_rows_never_reach_training_or_selection(workdir, raw_params, monkey
     reads = []
     for module in (pretrain, finetune, evaluate):
         real = module.load_split
-        monkeypatch.setattr(module, "load_split", lambda task, split, real=real: reads.append(split) or real(task, split))
+        monkeypatch.setattr(module, "load_split", lambda task, split, limit=None, real=real:
+                            reads.append(split) or real(task, split, limit))
     for init in ("scratch", "masked_spt"):
         tune.run(params, "listops", "s4d", init)
     assert "test" not in reads and {"train", "val"} <= set(reads)

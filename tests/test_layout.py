@@ -56,3 +56,14 @@ def test_config_hashes_are_computed_only_by_the_resolver():
         assert "tuning.apply(" not in text, f"{path.relative_to(ROOT)} applies tuned values itself"
         assert "hashlib.sha256(json.dumps(" not in text or path.name == "common.py", \
             f"{path.relative_to(ROOT)} hashes settings itself"
+
+
+def test_resolving_and_skipping_a_cell_do_not_import_torch():
+    """DVC starts a process per stage: a skipped cell's record costs no torch import (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import components.spec, components.stages.skip, components.cli; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False"

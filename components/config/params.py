@@ -9,7 +9,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from components.config.archs import ArchCfg
-from components.config.base import ConfigError, Frozen
+from components.config.base import ConfigError, Frozen, plain_name
 from components.config.grid import GridCfg
 from components.config.tasks import UNTRAINABLE, TaskCfg
 from components.config.training import INIT_KINDS, InitCfg, OptimCfg
@@ -17,7 +17,7 @@ from components.config.tuning import TuningCfg
 
 
 class TrackingCfg(Frozen):
-    experiment: str = "arena"
+    experiment: str = Field("arena", min_length=1, pattern=r"\S")  # the MLflow experiment
 
 
 class PrefectCfg(Frozen):
@@ -45,6 +45,9 @@ class Params(Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> "Params":
+        for section in ("tasks", "archs", "inits"):
+            for name in getattr(self, section):
+                plain_name(name, section)
         for key, names, known in (
             ("grid.tasks", self.grid.tasks, self.tasks),
             ("grid.archs", self.grid.archs, self.archs),
@@ -131,12 +134,36 @@ def parse_params(raw: object, source: str = "params") -> Params:
         raise ConfigError(_first_error(err, source)) from None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key '{key}' given twice (first on line "
+                                  f"{seen[key] + 1}); YAML would keep the last silently")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> object:
+    """The YAML in `path`; a syntax error or a duplicate key is one line with its line number."""
+    try:
+        return yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {where}{err.problem or err.context}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"{path}: file not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return parse_params(raw, str(path))
+    return parse_params(read_yaml(path), str(path))

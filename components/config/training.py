@@ -4,7 +4,7 @@ architecture's flat view of it (`OptimCfg.for_arch` -> `Phase`)."""
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -14,6 +14,8 @@ INIT_KINDS = ("scratch", "masked_spt", "causal_spt", "fpt_frozen", "fpt_random",
 PRETRAINING = ("masked_spt", "causal_spt")  # inits that train on the task's inputs before finetuning
 FROZEN = ("fpt_frozen", "fpt_random")  # inits that freeze attention and feed-forward while finetuning
 LANGUAGE_PRETRAINED = ("fpt_frozen", "pretrained_full")  # inits that load language-pretrained weights
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=False)]
+Beta = Annotated[float, Field(ge=0, lt=1)]  # AdamW's decay rates
 
 
 
@@ -24,11 +26,11 @@ class OptimCfg(Frozen):
 
     steps: Optional[int] = Field(None, ge=1)
     epochs: Optional[float] = Field(None, gt=0)
-    steps_by_arch: dict[str, int] = {}
+    steps_by_arch: dict[str, Annotated[int, Field(ge=1)]] = {}
     batch_size: int = Field(32, ge=1)
-    lr: dict[str, float]  # per architecture name: the archs' good learning rates differ (calibration)
+    lr: dict[str, PositiveFloat]  # per architecture name: the archs' good learning rates differ (calibration)
     weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.98)
+    betas: tuple[Beta, Beta] = (0.9, 0.98)
     warmup_steps: int = Field(100, ge=0)
     schedule: Literal["cosine", "constant"] = "cosine"
     grad_clip: float = Field(1.0, gt=0)
@@ -63,7 +65,7 @@ class Phase(Frozen):
     batch_size: int = Field(ge=1)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
-    betas: tuple[float, float]
+    betas: tuple[Beta, Beta]
     warmup_steps: int = Field(ge=0)
     schedule: Literal["cosine", "constant"]
     grad_clip: float = Field(gt=0)

@@ -60,7 +60,10 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int, c
 
 
 def train_stream(lengths: np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-    """An endless sequence of training batches, epoch after epoch."""
+    """An endless sequence of training batches, epoch after epoch (an empty split has none: it
+    would loop forever, so it is an error)."""
+    if len(lengths) == 0:
+        raise ValueError("no training rows: an empty split gives no batches")
     epoch = 0
     while True:
         yield from epoch_batches(lengths, batch_size, seed, epoch)

@@ -25,6 +25,11 @@ class SourceError(ValueError):
     """Official files that are missing or malformed; the message is one line naming the file (and row)."""
 
 
+class DataError(SourceError):
+    """A materialized split or a checkpoint that cannot be used (edited, truncated or corrupt); one
+    line naming the file, and the row and column where there is one."""
+
+
 @dataclass
 class Dataset:
     splits: dict[str, pd.DataFrame]  # train, val, test

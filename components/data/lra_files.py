@@ -77,6 +77,8 @@ def _rows(path: Path, n_fields: int, header: bytes | None = None) -> Iterator[tu
         if lines[:1] != [header]:
             raise SourceError(f"{path}: line 1: expected the header {header.decode()!r}")
         first = 2
+    if len(lines) < first:
+        raise SourceError(f"{path}: no data rows" + (" after the header" if header is not None else ""))
     for number, line in enumerate(lines[first - 1:], first):
         fields = line.split(b"\t")
         if len(fields) != n_fields:

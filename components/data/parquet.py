@@ -36,13 +36,35 @@ def write_split(df: pd.DataFrame, path: Path, kind: str = "tokens") -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=False)
 
 
-def read_split(path: Path, column: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (values (T,) int64, offsets (R+1,) int64, labels (R,) int64) for fast batching."""
+def read_split(path: Path, kind: str = "tokens", column: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (values (T,) int64, offsets (R+1,) int64, labels (R,) int64) for fast batching.
+    Every row is checked against the kind's schema: a missing column, another type, or a null
+    input or label is a DataError naming the file, row and column."""
+    from components.data.contract import DataError
+
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: dataset split missing; run `arena materialize` or `dvc repro`")
-    table = pq.read_table(path, columns=[column, "label"])
-    col = table.column(column).combine_chunks()
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+    expected = SCHEMAS[kind]
+    for name in (column, "label"):
+        if name not in table.column_names:
+            raise DataError(f"{path}: column '{name}' is missing (has {', '.join(table.column_names)})")
+        if not table.schema.field(name).type.equals(expected.field(name).type):
+            raise DataError(f"{path}: column '{name}' is {table.schema.field(name).type}, expected "
+                            f"{expected.field(name).type} ({kind} task)")
+    col, labels = table.column(column).combine_chunks(), table.column("label").combine_chunks()
+    for name, array in ((column, col), ("label", labels)):
+        if array.null_count:
+            row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataError(f"{path}: row {row}, column '{name}': null")
+    if col.values.null_count:
+        lengths = np.diff(col.offsets.to_numpy())
+        at = int(np.flatnonzero(col.values.is_null().to_numpy(zero_copy_only=False))[0])
+        row = int(np.searchsorted(np.cumsum(lengths), at, side="right"))
+        raise DataError(f"{path}: row {row}, column '{column}': a null element")
     values = col.values.to_numpy().astype(np.int64)
     offsets = col.offsets.to_numpy().astype(np.int64)
-    labels = table.column("label").to_numpy().astype(np.int64)
-    return values, offsets, labels
+    return values, offsets, labels.to_numpy().astype(np.int64)

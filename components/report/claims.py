@@ -1,5 +1,5 @@
 """The papers' claims, each checked on the grid's per-seed numbers as a difference with a 95%
-interval (components/stats.py): paired by seed where both arms ran the same seeds, Welch's
+interval (components/report/stats.py): paired by seed where both arms ran the same seeds, Welch's
 interval otherwise. The verdict is `holds` when the interval excludes the claim's margin on the
 claimed side, `contradicted` when it excludes it on the other, `inconclusive` otherwise; with the
 seeds that would resolve the observed difference at its spread. Pure: per-cell results in, one

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from components import paths, records
+from components.atomic import file_sha256
 from components.data.batching import TokenSplit, train_stream
+from components.data.contract import DataError
 from components.data.parquet import read_split
 from components.grid import Cell
 from components.records import DataMeta
@@ -44,10 +46,39 @@ def load_meta(task: str) -> DataMeta:
     return records.load(DataMeta, paths.meta_path(task)).as_tokens()
 
 
-def load_split(task: str, split: str) -> TokenSplit:
-    values, offsets, labels = read_split(paths.split_path(task, split))
-    offset = records.load(DataMeta, paths.meta_path(task)).token_offset
+def load_split(task: str, split: str, max_length: int | None = None) -> TokenSplit:
+    """A split as token ids, every row checked: the file is the one meta.json fingerprints, it has
+    rows, each row has tokens (at most `max_length`: the model's positions), and every label and
+    token id is in range. A DataError names the file, row and column otherwise."""
+    path, meta = paths.split_path(task, split), records.load(DataMeta, paths.meta_path(task))
+    verify_fingerprint(meta, split)
+    values, offsets, labels = read_split(path, meta.kind)
+    if len(labels) == 0:
+        raise DataError(f"{path}: the {split} split has no rows")
+    if (empty := np.flatnonzero(np.diff(offsets) == 0)).size:
+        raise DataError(f"{path}: row {int(empty[0])}, column 'input': an empty sequence")
+    if max_length is not None and (long := np.flatnonzero(np.diff(offsets) > max_length)).size:
+        raise DataError(f"{path}: row {int(long[0])}, column 'input': {int(np.diff(offsets)[long[0]])} tokens, more than "
+                        f"the model's {max_length} positions")
+    if (bad := np.flatnonzero((labels < 0) | (labels >= meta.n_classes))).size:
+        raise DataError(f"{path}: row {int(bad[0])}, column 'label': {int(labels[bad[0]])} is outside the "
+                        f"{meta.n_classes} classes of meta.json")
+    tokens = meta.as_tokens()
+    n_ids = meta.levels if meta.kind == "pixels" else len(tokens.vocab)
+    if (bad := np.flatnonzero((values < 0) | (values >= n_ids))).size:
+        row = int(np.searchsorted(offsets, bad[0], side="right") - 1)
+        raise DataError(f"{path}: row {row}, column 'input': {int(values[bad[0]])} is outside the vocabulary "
+                        f"({n_ids} {'levels' if meta.kind == 'pixels' else 'ids'} in meta.json)")
+    offset = meta.token_offset
     return TokenSplit(values + offset if offset else values, offsets, labels)
+
+
+def verify_fingerprint(meta: DataMeta, split: str) -> None:
+    """The split's bytes must be the ones meta.json records (an edit in place is not this task)."""
+    path = paths.split_path(meta.task, split)
+    if path.exists() and file_sha256(path) != meta.sha256.get(split):
+        raise DataError(f"{path}: its sha256 differs from data/{meta.task}/meta.json (edited after materializing?); "
+                        f"run `arena materialize --task {meta.task}` (or `dvc repro`) to rebuild it")
 
 
 def label_rows(n: int, fraction: float, seed: int) -> np.ndarray:

@@ -39,7 +39,7 @@ def run(spec: CellSpec) -> Path:
     state, _ = checkpoint.load(paths.finetune_dir(cell) / "model.pt")
     model = Classifier(build_backbone(spec.arch, len(meta.vocab), meta.pad_id, 0), meta.n_classes)
     model.load_state_dict(state)
-    test_split = load_split(cell.task, "test")
+    test_split = load_split(cell.task, "test", getattr(model.backbone, "max_len", None))
     test = evaluate_classifier(model.to(device), test_split, spec.finetune.eval_batch_size, meta.pad_id, device)
 
     from components import tracking  # MLflow enters only at the stage boundary

@@ -42,7 +42,8 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
         backbone.freeze()
     model = new_head(Classifier, backbone, meta.n_classes, derive_seed(cell.seed, "finetune-head")).to(device)
 
-    full, val_split, pad = load_split(cell.task, "train"), load_split(cell.task, "val"), meta.pad_id
+    limit = getattr(backbone, "max_len", None)  # positions of a language-pretrained backbone
+    full, val_split, pad = load_split(cell.task, "train", limit), load_split(cell.task, "val", limit), meta.pad_id
     train_split = full if cell.fraction == 1.0 else full.subset(
         label_rows(len(full), cell.fraction, derive_seed(spec.task.seed, "label-subset")))
     _, steps = spec.budgets(len(full))

@@ -13,7 +13,7 @@ from components import paths, records
 from components.atomic import atomic_dir, atomic_path, file_sha256, write_text
 from components.config import ConfigError, Params
 from components.data import bits, card, digits, listops, pathfinder
-from components.data.contract import Dataset
+from components.data.contract import Dataset, SourceError
 from components.data.parquet import write_split
 
 GENERATORS = {"listops": listops, "pathfinder": pathfinder, "bit_memory": bits, "bit_xor": bits,
@@ -63,6 +63,9 @@ def run(params: Params, task: str, source: str | None = None) -> Path:
     meta = {"task": task, **data.meta, "rows": {}, "length": {}, "sha256": {}}
     columns = ("input", "input2") if meta["kind"] == "pairs" else ("input",)
     out = paths.data_dir(task)
+    for split, df in data.splits.items():
+        if df.empty:
+            raise SourceError(f"{source or f'tasks.{task}'}: the {split} split has no rows")
     with atomic_dir(out) as tmp:
         for split, df in data.splits.items():
             write_split(df, tmp / f"{split}.parquet", meta["kind"])
@@ -85,7 +88,11 @@ def current(params: Params, task: str) -> bool:
     path = paths.meta_path(task)
     if not path.exists():
         return False
-    cfg, recorded = params.tasks[task], records.load(records.DataMeta, path).source
+    meta = records.load(records.DataMeta, path)
+    if any(not paths.split_path(task, s).exists() or file_sha256(paths.split_path(task, s)) != meta.sha256.get(s)
+           for s in paths.SPLITS):
+        return False  # a split missing or edited in place: build it again
+    cfg, recorded = params.tasks[task], meta.source
     if cfg.source:
         return str(recorded.get("root", "")).startswith(str(Path(cfg.source).resolve()))
     if cfg.kind not in GENERATORS:

@@ -30,8 +30,17 @@ class Plan:
 
 
 def _local_data_sha(task: str) -> str | None:
+    """The fingerprint of this machine's training data (None: it has none), checked against the
+    files' bytes: a split edited in place stops the plan with one line, never passes as recorded."""
+    from components.stages.common import verify_fingerprint
+
     path = paths.meta_path(task)
-    return records.load(DataMeta, path).sha256["train"] if path.exists() else None
+    if not path.exists():
+        return None
+    meta = records.load(DataMeta, path)
+    for split in paths.SPLITS:
+        verify_fingerprint(meta, split)
+    return meta.sha256["train"]
 
 
 def _matches(found: dict | None, local_sha: str | None) -> bool:
@@ -78,21 +87,25 @@ def describe(params: Params) -> str:
     def arm_choice(c: Cell) -> Choice | None:
         return chosen[(c.task, c.arch, c.init)] if params.tuning.trials > 1 else None
 
+    def skipped(c: Cell) -> str | None:
+        return resolve(params, c, selection.defaults()).skip
+
     ready = [c for c in cells(params) if params.tuning.trials == 1 or (c.task, c.arch, c.init) in chosen]
     later = [c for c in cells(params) if c not in ready]
-    failed = [c for c in ready if params.tuning.trials > 1 and chosen[(c.task, c.arch, c.init)] is None]
-    grid = make(params, [c for c in ready if c not in failed], recorded, arm_choice)
+    failed = [c for c in ready if params.tuning.trials > 1 and chosen[(c.task, c.arch, c.init)] is None
+              and not skipped(c)]
+    grid = make(params, [c for c in ready if c not in failed], recorded,
+                lambda c: arm_choice(c) or (selection.defaults() if params.tuning.trials > 1 else None))
     grid.blocked.update({c: "no tuning trial finished" for c in failed})
     lines += _lines(grid, ready)
-    for c in later:
-        lines.append(f"skip  {c.name}  ({reason})" if (reason := resolve(params, c, selection.defaults()).skip)
-                     else f"run   {c.name}  (after its arm's tuning)")
+    later_skipped = {c: reason for c in later if (reason := skipped(c))}
+    lines += [f"skip  {c.name}  ({later_skipped[c]})" if c in later_skipped else f"run   {c.name}  (after its arm's tuning)"
+              for c in later]
     if params.tuning.trials > 1:
         lines.append(f"tuning: {params.tuning.trials} trials per arm; {len(trials.run)} of {len(trials.run) + len(trials.done)} "
                      "trial runs to do")
-    n_later = sum(line.startswith("run") for line in lines[-len(later):]) if later else 0
-    lines.append(f"{len(grid.run) + n_later} to run, {len(grid.done)} already recorded, "
-                 f"{len(grid.skipped) + len(later) - n_later} skipped"
+    lines.append(f"{len(grid.run) + len(later) - len(later_skipped)} to run, {len(grid.done)} already recorded, "
+                 f"{len(grid.skipped) + len(later_skipped)} skipped"
                  + (f", {len(grid.blocked)} without a configuration" if grid.blocked else "")
                  + f" (MLflow store: {tracking.tracking_uri()}, experiment '{params.tracking.experiment}')")
     return "\n".join(lines)

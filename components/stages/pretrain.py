@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from components import paths, records
-from components.atomic import atomic_dir
+from components.atomic import atomic_dir, file_sha256
 from components.config import LANGUAGE_PRETRAINED, PRETRAINING
 from components.evaluation import evaluate_causal_lm, evaluate_masked_lm
 from components.models import MaskedLM, build_backbone, count_parameters, new_head
@@ -41,7 +41,8 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
     meta, init = load_meta(cell.task), spec.init
     backbone = build_backbone(spec.arch, len(meta.vocab), meta.pad_id, derive_seed(cell.seed, "init"),
                               pretrained=init.kind in LANGUAGE_PRETRAINED)
-    info = {**cell.tags(), "seed": cell.seed, "init_kind": init.kind, "data_sha256": meta.sha256["train"]}
+    info = {**cell.tags(), "seed": cell.seed, "init_kind": init.kind, "data_sha256": meta.sha256["train"],
+            "init_hash": spec.init_hash}
     resume = None
     if init.kind in PRETRAINING:
         try:
@@ -62,12 +63,27 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
     return out
 
 
+def current(spec: CellSpec) -> bool:
+    """Whether the start's initialization is already there, finished, from the same settings, code
+    and data (a unit that was killed while finetuning then keeps it, and its finetuning's resume
+    state). DVC never gets here with a stale one: it removes a stage's outputs before running it."""
+    folder = paths.init_dir(spec.cell.start)
+    if not (folder / "info.json").exists() or not (folder / "backbone.pt").exists():
+        return False
+    info = records.load(InitInfo, folder / "info.json")
+    meta = paths.meta_path(spec.cell.task)
+    return (info.status == "ok" and info.init_hash == spec.init_hash and meta.exists()
+            and info.data_sha256 == records.load(DataMeta, meta).sha256["train"]
+            and info.backbone_sha256 == file_sha256(folder / "backbone.pt"))
+
+
 def _self_pretrain(spec: CellSpec, meta: DataMeta, backbone, parent_run_id: str | None) -> tuple:
     cell, cfg, device, init = spec.cell, spec.pretrain, resolve_device(spec.device), spec.init
     causal = init.kind == "causal_spt"
     ratio = init.mask_ratio or spec.task.mask_ratio
     pad, mask_id, vocab = meta.pad_id, meta.mask_id, len(meta.vocab)
-    train_split, val_split = load_split(cell.task, "train"), load_split(cell.task, "val")
+    limit = getattr(backbone, "max_len", None)  # positions of a language-pretrained backbone
+    train_split, val_split = load_split(cell.task, "train", limit), load_split(cell.task, "val", limit)
     steps, _ = spec.budgets(len(train_split))
     model = new_head(MaskedLM, backbone, vocab, derive_seed(cell.seed, "pretrain-head")).to(device)
     gen = torch.Generator().manual_seed(derive_seed(cell.seed, "pretrain-mask"))

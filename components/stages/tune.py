@@ -74,11 +74,16 @@ def run(params: Params, task: str, arch: str, init: str, parent_run_id: str | No
     if units:
         from components import tracking
 
+        tracking.close_stale(params.tracking.experiment)  # an earlier tuning that was killed
         tune_run = tracking.start_grid(params.tracking.experiment, f"tune-{task}-{arch}-{init}",
                                        {"task": task, "arch": arch, "init": init, "trials": str(params.tuning.trials)},
                                        parent_run_id, stage="tune")
-        for specs in units:
-            for spec, record in zip(specs, run_unit(specs, tune_run).values()):
-                found[spec.cell] = record
+        try:
+            for specs in units:
+                for spec, record in zip(specs, run_unit(specs, tune_run).values()):
+                    found[spec.cell] = record
+        except BaseException as err:  # the arm's run ends KILLED (SIGTERM, Ctrl-C) or FAILED, never RUNNING
+            tracking.end_grid(tune_run, tracking.ending(err), {"error": f"{type(err).__name__}: {err}"[:5000]})
+            raise
     write_selection(params, task, arch, init, found, tune_run)
     return paths.selection_path(task, arch, init)

@@ -10,9 +10,13 @@ it at once.
 from __future__ import annotations
 
 import fcntl
+import os
+from contextlib import contextmanager
+from typing import Iterator
 
 from components import paths, records
 from components.config import ConfigError, Params
+from components.grid import Cell
 from components.records import CellRecord
 from components.spec import CellSpec
 
@@ -27,6 +31,34 @@ def ensure_data(params: Params, task: str) -> None:
         fcntl.flock(f, fcntl.LOCK_EX)
         if not materialize.current(params, task):
             materialize.run(params, task)
+
+
+class CellBusy(ConfigError):
+    """Another process is running the same pretraining start."""
+
+
+@contextmanager
+def hold(cell: Cell) -> Iterator[None]:
+    """Run `cell`'s pretraining start alone: a second process (or thread) that asks for the same
+    start is refused at once, so one cell never gets two MLflow runs or two writers."""
+    lock = paths.lock_path(cell.start)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise CellBusy(f"{cell.start.name}: already running ({holder} holds {lock}); wait for it to finish") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
 
 
 def check_same_start(specs: list[CellSpec]) -> None:
@@ -44,8 +76,10 @@ def run_unit(specs: list[CellSpec], parent_run_id: str | None = None,
     check_same_start(specs)
     if params is not None:
         ensure_data(params, specs[0].cell.task)
-    pretrain.run(specs[0], parent_run_id)
-    return {s.name: records.load(CellRecord, finetune_then_evaluate(s, parent_run_id)) for s in specs}
+    with hold(specs[0].cell):
+        if not pretrain.current(specs[0]):  # a finished initialization is kept (and its finetuning's resume state)
+            pretrain.run(specs[0], parent_run_id)
+        return {s.name: records.load(CellRecord, finetune_then_evaluate(s, parent_run_id)) for s in specs}
 
 
 def finetune_then_evaluate(spec: CellSpec, parent_run_id: str | None = None):
@@ -56,7 +90,11 @@ def finetune_then_evaluate(spec: CellSpec, parent_run_id: str | None = None):
 
 
 def check_expected(specs: list[CellSpec], expected: dict[str, str]) -> None:
-    """A worker's resolved config hashes must be the controller's ({fraction: hash})."""
+    """A worker's resolved config hashes must be the controller's ({fraction: hash}), for exactly
+    the fractions it runs."""
+    if expected and set(expected) != {str(s.cell.fraction) for s in specs}:
+        raise ConfigError(f"{specs[0].cell.start.name}: the controller expects fractions {sorted(expected)}, this unit "
+                          f"runs {sorted(str(s.cell.fraction) for s in specs)}")
     for spec in specs:
         wanted = expected.get(str(spec.cell.fraction))
         if wanted is not None and spec.config_hash != wanted:

@@ -28,5 +28,11 @@ def save_object(path: Path, obj: object) -> str:
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: checkpoint missing; run the stage that produces it first")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    return blob["state"], blob["meta"]
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return blob["state"], blob["meta"]
+    except Exception as err:  # noqa: BLE001 (truncated zip, foreign pickle, missing keys)
+        from components.data.contract import DataError
+
+        raise DataError(f"{path}: unreadable checkpoint ({type(err).__name__}); run the stage that writes it "
+                        "again (DVC: `dvc repro --force` on it)") from None

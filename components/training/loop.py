@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -55,11 +57,28 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def _load(path: Path, device: torch.device | str = "cpu") -> Optional[dict]:
+    """A resume checkpoint, or None when it cannot be read: then it is moved aside (to
+    <name>.corrupt) with one line saying so, and training starts from step 0."""
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(blob, dict) or not {"model", "optimizer", "meta", "step"} <= set(blob):
+            raise ValueError("not a resume checkpoint")
+        return blob
+    except Exception as err:  # noqa: BLE001 (truncated zip, wrong pickle, anything torch.load raises)
+        aside = Path(path).with_suffix(".corrupt")
+        os.replace(path, aside)
+        print(f"warning: {path}: unreadable resume checkpoint ({type(err).__name__}); moved to {aside}, "
+              "starting from step 0", file=sys.stderr, flush=True)
+        return None
+
+
 def read_meta(path: Optional[Path]) -> Optional[dict]:
-    """The caller's `meta` stored in a resume checkpoint, or None when there is none."""
+    """The caller's `meta` stored in a resume checkpoint, or None when there is none (or it is corrupt)."""
     if path is None or not Path(path).exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)["meta"]
+    blob = _load(path)
+    return None if blob is None else blob["meta"]
 
 
 def train(model: nn.Module, batches: BatchesFrom, loss_fn: LossFn, evaluate: EvalFn, cfg: Phase,
@@ -78,8 +97,9 @@ def train(model: nn.Module, batches: BatchesFrom, loss_fn: LossFn, evaluate: Eva
     s = {"step": 0, "best_state": copy.deepcopy(model.state_dict()), "best_step": 0,
          "best_val": {"score": -math.inf}, "history": [], "seconds": 0.0, "tokens": 0,
          "window": [0.0, 0, 0, 0], "since_best": 0, "stopped_early": False}
-    if checkpoint is not None and Path(checkpoint).exists():
-        s = _restore(checkpoint, model, opt, generators, device)
+    blob = _load(checkpoint, device) if checkpoint is not None and Path(checkpoint).exists() else None
+    if blob is not None:
+        s = _restore(blob, model, opt, generators)
     elif checkpoint is not None:  # a step-0 state: a run killed before its first periodic save still resumes
         _save(checkpoint, s, model, opt, generators, meta)
     resumed_from = s["step"]
@@ -146,9 +166,7 @@ def _save(path: Path, s: dict, model: nn.Module, opt: torch.optim.Optimizer,
     ckpt.save_object(path, blob)
 
 
-def _restore(path: Path, model: nn.Module, opt: torch.optim.Optimizer, generators: Sequence[torch.Generator],
-             device: torch.device) -> dict:
-    blob = torch.load(path, map_location=device, weights_only=True)
+def _restore(blob: dict, model: nn.Module, opt: torch.optim.Optimizer, generators: Sequence[torch.Generator]) -> dict:
     model.load_state_dict(blob.pop("model"))
     opt.load_state_dict(blob.pop("optimizer"))
     torch.set_rng_state(blob.pop("rng").cpu())
