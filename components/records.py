@@ -199,12 +199,14 @@ class CellRecord(_CellIdentity):
     finetune_resumed_from: Optional[int] = None
     best_step: Optional[int] = None
     val_accuracy: Optional[float] = None
+    val_rising: Optional[bool] = None  # validation accuracy still rising over the last fifth of the steps
     params_total: Optional[int] = None
     params_trainable: Optional[int] = None
     # added by evaluate (grid cells only: a tuning trial's record stops at validation)
     test_accuracy: Optional[float] = None
     test_loss: Optional[float] = None
     n_test: Optional[int] = None
+    majority_accuracy: Optional[float] = None  # the majority class's share of the test split (chance)
     selection: Optional[Choice] = None
     state_size: Optional[int] = None
     flops_per_token: Optional[float] = None

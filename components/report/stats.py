@@ -1,6 +1,9 @@
 """Intervals over seeds, and what they let a claim say. Small n (3 to 5 seeds) is the normal case,
-so every interval is a t interval: paired when both arms ran the same seeds (same data order,
-same initialization seed), Welch's otherwise. Accuracies in, the same units out."""
+so every interval is a t interval: paired when the arms ran the same seeds (same data order, same
+initialization seed), Welch's otherwise (a linear contrast of independent arms in general).
+Fewer than MIN_SEEDS finished seeds, or no spread at all, give a mean but no interval, and so no
+verdict. Many claims are judged at once, so `holm` adjusts their p-values; a claim holds only
+after that correction. Accuracies in, the same units out."""
 from __future__ import annotations
 
 import math
@@ -10,7 +13,11 @@ import numpy as np
 from scipy import stats as _st
 
 LEVEL = 0.95
+ONE_SIDED = (1 - LEVEL) / 2  # an interval excludes the margin on one side <=> one-sided p below this
+MIN_SEEDS = 3
+POWER = 0.8
 HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+NO_VERDICT = "no verdict"  # fewer than MIN_SEEDS finished seeds, or no spread
 
 
 def _clean(x) -> np.ndarray:
@@ -20,36 +27,64 @@ def _clean(x) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Interval:
-    estimate: float  # mean (of one arm, or of the difference)
-    low: float  # NaN when the sample is too small for an interval
+    estimate: float  # mean (of one arm, of a difference, or of a contrast of arms)
+    low: float  # NaN when there is no interval (too few seeds, or no spread)
     high: float
-    n: int  # seeds (pairs for a paired difference)
-    sd: float  # sample standard deviation (of the values, or of the paired differences)
+    n: int  # seeds (pairs for a paired difference; the smallest arm for Welch)
+    sd: float  # sample standard deviation (of the values, the paired differences, or the arms pooled)
     method: str
+    se: float = math.nan  # standard error of the estimate
+    df: float = math.nan  # degrees of freedom of its t distribution
+
+    @property
+    def has_interval(self) -> bool:
+        return not math.isnan(self.low)
+
+    def p_above(self, margin: float = 0.0) -> float:
+        """One-sided p-value against `estimate <= margin` (small: the estimate is above the margin)."""
+        if not self.has_interval:
+            return math.nan
+        return float(_st.t.sf((self.estimate - margin) / self.se, self.df))
+
+    def p_below(self, margin: float = 0.0) -> float:
+        """One-sided p-value against `estimate >= margin`."""
+        if not self.has_interval:
+            return math.nan
+        return float(_st.t.cdf((self.estimate - margin) / self.se, self.df))
 
     def text(self, signed: bool = True) -> str:
         f = "{:+.2f}" if signed else "{:.2f}"
         if math.isnan(self.estimate):
             return "–"
-        if math.isnan(self.low):
-            return f"{f.format(self.estimate)} (n = {self.n}: no interval)"
+        if not self.has_interval:
+            why = "no spread" if self.sd == 0 else f"n = {self.n}"
+            return f"{f.format(self.estimate)} ({why}: no interval)"
         return f"{f.format(self.estimate)} [{f.format(self.low)}, {f.format(self.high)}]"
 
 
-def mean_ci(x) -> Interval:
-    """Mean of `x` with its 95% t interval (scipy's one-sample t)."""
+def _t_interval(estimate: float, se: float, df: float, n: int, sd: float, method: str) -> Interval:
+    half = float(_st.t.ppf(0.5 + LEVEL / 2, df)) * se
+    return Interval(estimate, estimate - half, estimate + half, n, sd, method, se, df)
+
+
+def _point(estimate: float, n: int, sd: float, method: str) -> Interval:
+    return Interval(estimate, math.nan, math.nan, n, sd, method)
+
+
+def mean_ci(x, method: str = "t") -> Interval:
+    """Mean of `x` with its 95% t interval (scipy's one-sample t); no interval below MIN_SEEDS
+    values or with no spread."""
     a = _clean(x)
     n = len(a)
     if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, math.nan, "t")
-    m = float(a.mean())
-    if n < 2:
-        return Interval(m, math.nan, math.nan, 1, math.nan, "t")
-    sd = float(a.std(ddof=1))
-    if sd == 0:
-        return Interval(m, m, m, n, 0.0, "t")  # no spread at all: the interval is the point
+        return _point(math.nan, 0, math.nan, method)
+    m, sd = float(a.mean()), (float(a.std(ddof=1)) if n > 1 else math.nan)
+    if n > 1 and sd <= 1e-9 * max(1.0, abs(m)):
+        sd = 0.0  # equal values up to rounding (accuracy points differ by 1e-14): no spread
+    if n < MIN_SEEDS or sd == 0:
+        return _point(m, n, sd, method)
     ci = _st.ttest_1samp(a, 0.0).confidence_interval(LEVEL)
-    return Interval(m, float(ci.low), float(ci.high), n, sd, "t")
+    return Interval(m, float(ci.low), float(ci.high), n, sd, method, sd / math.sqrt(n), n - 1)
 
 
 def paired(a, b) -> Interval:
@@ -57,45 +92,76 @@ def paired(a, b) -> Interval:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = ~(np.isnan(a) | np.isnan(b))
     d = a[keep] - b[keep]
-    if len(d) < 2 or float(d.std(ddof=1)) == 0:
-        ci = mean_ci(d)  # too few pairs for an interval, or no spread: the point
-        return Interval(ci.estimate, ci.low, ci.high, ci.n, ci.sd, "paired t")
+    point = mean_ci(d, "paired t")
+    if not point.has_interval:
+        return point
     ci = _st.ttest_rel(a[keep], b[keep]).confidence_interval(LEVEL)
-    return Interval(float(d.mean()), float(ci.low), float(ci.high), len(d), float(d.std(ddof=1)), "paired t")
+    return Interval(point.estimate, float(ci.low), float(ci.high), point.n, point.sd, "paired t", point.se, point.df)
+
+
+def contrast(arms: list, weights: list[float], method: str = "Welch") -> Interval:
+    """sum_i w_i mean(arm_i) for independent arms, with the Welch–Satterthwaite t interval; no
+    interval when an arm has fewer than MIN_SEEDS values or there is no spread at all."""
+    arms = [_clean(a) for a in arms]
+    if any(len(a) == 0 for a in arms):
+        return _point(math.nan, 0, math.nan, method)
+    estimate = float(sum(w * a.mean() for w, a in zip(weights, arms)))
+    n = min(len(a) for a in arms)
+    if n < MIN_SEEDS:
+        return _point(estimate, n, math.nan, method)
+    parts = [w * w * a.var(ddof=1) / len(a) for w, a in zip(weights, arms)]  # each arm's share of the variance
+    se2 = sum(parts)
+    spread = math.sqrt(sum(a.var(ddof=1) for a in arms))  # the sd a per-seed contrast would have
+    if se2 <= 1e-18 * max(1.0, estimate * estimate):  # equal values up to rounding: no spread
+        return _point(estimate, n, 0.0, method)
+    df = se2 ** 2 / sum(p ** 2 / (len(a) - 1) for p, a in zip(parts, arms))
+    return _t_interval(estimate, math.sqrt(se2), df, n, spread, method)
 
 
 def welch(a, b) -> Interval:
-    """mean(a) - mean(b) with Welch's 95% interval (scipy's ttest_ind, unequal variances)."""
-    a, b = _clean(a), _clean(b)
-    if len(a) == 0 or len(b) == 0:
-        return Interval(math.nan, math.nan, math.nan, 0, math.nan, "Welch")
-    d = float(a.mean() - b.mean())
-    n = min(len(a), len(b))
-    if len(a) < 2 or len(b) < 2:
-        return Interval(d, math.nan, math.nan, n, math.nan, "Welch")
-    if a.var(ddof=1) + b.var(ddof=1) == 0:
-        return Interval(d, d, d, n, 0.0, "Welch")  # no spread at all: the interval is the point
-    ci = _st.ttest_ind(a, b, equal_var=False).confidence_interval(LEVEL)
-    spread = math.sqrt(a.var(ddof=1) + b.var(ddof=1))  # the sd a paired difference would have, independent arms
-    return Interval(d, float(ci.low), float(ci.high), n, spread, "Welch")
+    """mean(a) - mean(b) with Welch's 95% interval (equal to scipy's ttest_ind, unequal variances)."""
+    return contrast([a, b], [1.0, -1.0])
 
 
-def verdict(ci: Interval, margin: float = 0.0) -> str:
+def verdict(ci: Interval, margin: float = 0.0, p_above: float | None = None, p_below: float | None = None) -> str:
     """The claim `difference > margin`: holds when the whole interval lies above the margin,
-    contradicted when it lies below, inconclusive otherwise (or with no interval)."""
-    if math.isnan(ci.low):
-        return INCONCLUSIVE
-    if ci.low > margin:
+    contradicted when it lies below, inconclusive otherwise; no verdict without an interval. With
+    family-adjusted p-values (`holm`), each side also needs its adjusted p below ONE_SIDED."""
+    if not ci.has_interval:
+        return NO_VERDICT
+    if ci.low > margin and (p_above is None or p_above < ONE_SIDED):
         return HOLDS
-    if ci.high < margin:
+    if ci.high < margin and (p_below is None or p_below < ONE_SIDED):
         return CONTRADICTED
     return INCONCLUSIVE
 
 
-def seeds_needed(ci: Interval, margin: float = 0.0) -> int | None:
-    """Seeds (pairs) that would resolve the observed difference at this spread: (2.8 s / d)^2,
-    for 95% confidence and 80% power; None when there is no spread to go by or no difference."""
-    d = abs(ci.estimate - margin)
-    if math.isnan(ci.sd) or math.isnan(d) or d == 0:
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN entries are not in the family)."""
+    order = [i for i in sorted(range(len(pvalues)), key=lambda i: pvalues[i]) if not math.isnan(pvalues[i])]
+    m, out, running = len(order), [math.nan] * len(pvalues), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def power(n: int, effect: float, sd: float) -> float:
+    """Power of the paired t test (two-sided 95%, on the claimed side) with n seeds, for a true
+    difference `effect` above the margin and a per-seed spread `sd` (scipy's noncentral t)."""
+    df = n - 1
+    return float(_st.nct.sf(_st.t.ppf(0.5 + LEVEL / 2, df), df, effect / (sd / math.sqrt(n))))
+
+
+def seeds_needed(ci: Interval, margin: float = 0.0, most: int = 100) -> int | None:
+    """The fewest seeds (pairs) at which the observed difference, at its spread, would be found
+    with POWER: exact paired-t power. None when the observed difference is not on the claimed side
+    (no number of seeds makes it hold), when there is no spread to go by, or beyond `most` seeds
+    (then the interval is uninformative at this scale)."""
+    effect = ci.estimate - margin
+    if math.isnan(ci.sd) or ci.sd == 0 or math.isnan(effect) or effect <= 0:
         return None
-    return max(2, math.ceil((2.8 * ci.sd / d) ** 2))
+    for n in range(2, most + 1):
+        if power(n, effect, ci.sd) >= POWER:
+            return n
+    return None

@@ -16,7 +16,8 @@ from components.report.document import Block, Bullets, Figure, Heading, Paragrap
 KEYS = ["task", "arch", "init", "fraction"]
 NUMBERS = ["test_accuracy", "val_accuracy", "params_trainable", "params_total", "pretrain_steps",
            "finetune_steps", "finetune_seconds", "pretrain_seconds", "device", "pretrain_tokens", "finetune_tokens",
-           "state_size", "flops_per_token", "derived_by", "seed"]
+           "state_size", "flops_per_token", "derived_by", "seed", "val_rising", "majority_accuracy"]
+CHANCE = 2.0  # points above the majority class below which a cell is "at chance"
 
 
 def _status(statuses: pd.Series) -> str:
@@ -42,8 +43,16 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         done = g[g["status"] == "ok"]
         notes = g.loc[g["status"] != "ok", "reason"].dropna().unique()
         ci = stats.mean_ci(done["acc"].to_numpy(dtype=float))
+        majority = 100 * pd.to_numeric(done["majority_accuracy"], errors="coerce").mean()
+        rising = done["val_rising"].fillna(False).astype(bool)
+        flags = ([f"at chance (majority class {majority:.1f}%)"] if done["acc"].mean() - majority < CHANCE else []) \
+            + ([f"not converged (validation still rising in {int(rising.sum())} of {len(done)} seeds)"]
+               if rising.any() else [])
         rows.append({**dict(zip(KEYS, key)), "status": _status(g["status"]), "n_seeds": len(done),
-                     "acc_mean": done["acc"].mean(), "acc_std": done["acc"].std(), "acc_low": ci.low, "acc_high": ci.high,
+                     "acc_mean": done["acc"].mean(), "acc_std": done["acc"].std(),
+                     "acc_low": max(0.0, ci.low) if ci.has_interval else ci.low,  # accuracy lives in [0, 100]
+                     "acc_high": min(100.0, ci.high) if ci.has_interval else ci.high,
+                     "flags": "; ".join(flags), "majority_pct": majority,
                      "val_acc_mean": done["val"].mean(),
                      **{c: (done[c].iloc[0] if len(done) else pd.NA) for c in
                         ("params_trainable", "params_total", "pretrain_steps", "finetune_steps", "state_size",
@@ -198,10 +207,16 @@ def document(table: pd.DataFrame, verdicts: list[Verdict], refs: pd.DataFrame, s
                   "it; `S4`: the paper ran S4, we run S4D). Cells that did not run say why."),
         Heading("Claims", 2),
         Paragraph("Each claim of the three papers as a difference in test accuracy points with its 95% interval: "
-                  "paired by seed where both arms ran the same seeds (same data order and initialization seed), "
-                  "Welch's interval otherwise. **holds**: the interval excludes the claim's margin on the claimed "
-                  "side; **contradicted**: it excludes it on the other side; **inconclusive**: neither (with the "
-                  "seeds that would resolve the observed difference at its spread, 95% confidence and 80% power)."),
+                  "paired by seed where the arms ran the same seeds (same data order and initialization seed), "
+                  "Welch's interval otherwise. The claims form one family: p-values are one-sided on the claimed "
+                  "side, shown raw and Holm-adjusted over every claim with an interval. **holds**: the interval "
+                  "excludes the claim's margin on the claimed side and the adjusted p is below 0.025; "
+                  "**contradicted**: likewise on the other side; **inconclusive**: neither (with the seeds that "
+                  "would resolve the observed difference at its spread: exact paired-t power, 80%); **no verdict**: "
+                  "fewer than 3 finished seeds or no spread; **not converged** / **at chance**: a cell the claim "
+                  "rests on was still improving at the end, or is within 2 points of the majority class; "
+                  "**premise not met**: the narrowing claim where the SSM does not lead from scratch. SPT claims "
+                  "state the compute ratio (steps of the SPT arm over scratch)."),
         Table(["claim", "task", "verdict", "difference [95% CI] and evidence"],
               [[v.claim, v.task, f"**{v.verdict}**", v.evidence] for v in shown]),
     ]
@@ -220,10 +235,15 @@ def document(table: pd.DataFrame, verdicts: list[Verdict], refs: pd.DataFrame, s
         body = []
         for r in rows[rows["n_seeds"] > 0].itertuples():
             acc = _acc_text(r)
+            if getattr(r, "flags", ""):
+                acc += f" (**{r.flags}**)"
             if r.status != "ok":
                 acc += f" ({r.status}: {r.note})"
+            paper = paper_numbers(refs, task, r.arch, r.init)
+            if r.fraction != 1.0 and paper != "–":
+                paper += " (full labels)"  # the papers' numbers are for every label
             body.append([r.arch, r.init, f"{100 * r.fraction:g}%", str(r.n_seeds), acc, _fmt(r.delta_vs_scratch, True),
-                         paper_numbers(refs, task, r.arch, r.init), _fmt(r.val_acc_mean),
+                         paper, _fmt(r.val_acc_mean),
                          f"{_count(r.params_trainable)} / {_count(r.params_total)}",
                          _derived(getattr(r, "state_size", None)), _derived(getattr(r, "flops_per_token", None), True),
                          f"{_count(r.pretrain_steps)} + {_count(r.finetune_steps)}",

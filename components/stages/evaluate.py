@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from components import paths, records
 from components.evaluation import evaluate_classifier
 from components.grid import Cell
@@ -51,6 +53,7 @@ def run(spec: CellSpec) -> Path:
 
     record = info.model_copy(update={
         "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split),
+        "majority_accuracy": float(np.bincount(test_split.labels).max() / len(test_split)),
         "selection": spec.choice, "state_size": derived.state_size(spec.arch), "derived_by": code_version(),
         "flops_per_token": derived.flops_per_token(model, round(meta.length["test"]["mean"]), len(meta.vocab))})
     records.save(record, out)

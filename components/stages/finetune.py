@@ -92,13 +92,24 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
         train_rows=len(train_split), finetune_budget=steps, finetune_steps=result.steps,
         stopped_early=result.stopped_early, finetune_tokens=result.tokens, finetune_seconds=round(result.seconds, 2),
         finetune_resumed_from=result.resumed_from, best_step=result.best_step,
-        val_accuracy=result.best_val["accuracy"], **counts)
+        val_accuracy=result.best_val["accuracy"], val_rising=still_rising(result.history, result.steps), **counts)
     out = paths.finetune_dir(cell)
     with atomic_dir(out) as tmp:
         checkpoint.save(tmp / "model.pt", result.best_state, info.model_dump(mode="json"))
         records.save(info, tmp / "info.json")
     clear_resume(resume)
     return out
+
+
+def still_rising(history: list[dict], steps: int, tolerance: float = 0.005) -> bool | None:
+    """Whether validation accuracy rose by more than `tolerance` over the last fifth of the steps
+    (the run stopped while still learning); None with fewer than two evaluations to compare."""
+    evals = [(h["step"], h["accuracy"]) for h in history if "accuracy" in h]
+    before = [a for s, a in evals if s <= 0.8 * steps]
+    after = [a for s, a in evals if s > 0.8 * steps]
+    if not before or not after:
+        return None
+    return max(after) - before[-1] > tolerance
 
 
 def load_info(cell) -> CellRecord:

@@ -52,6 +52,19 @@ SPENT = ("Steps and tokens count pretraining toward the arm that uses it; time i
 
 
 def tuning_note(params: Params) -> str:
+    return _tuning_text(params) + _fixed_ssm_lr(params)
+
+
+def _fixed_ssm_lr(params: Params) -> str:
+    """SSM parameters have their own learning rate (S4's convention), outside the search space."""
+    rates = {a: params.archs[a].ssm_lr for a in params.grid.archs if hasattr(params.archs[a], "ssm_lr")}
+    if not rates:
+        return ""
+    shown = ", ".join(f"{a} {lr:g}" for a, lr in rates.items())
+    return f" The SSM parameters' own learning rate (`ssm_lr`: {shown}) is fixed, not tuned."
+
+
+def _tuning_text(params: Params) -> str:
     cfg = params.tuning
     if cfg.trials == 1:
         return ("No tuning (`tuning.trials: 1`): every arm ran the shared defaults of `pretrain` and `finetune` "
