@@ -8,7 +8,8 @@ import torch
 from components.config import (DLRCfg, FPTCfg, LaSCfg, LaSChunkCfg, LSTMCfg, S4DCfg, TransformerCfg)
 from components.models import Classifier, build_backbone, count_parameters, new_head, ssm_kernels
 from components.models.attention import SelfAttention, attention_ref
-from components.models.las import LaSAttention, LaSChunkAttention, decay_rates
+from components.models.las import (LaSAttention, LaSChunkAttention, decay_factor, decay_rates, las_attend,
+                                   las_attend_ref)
 from components.models.local_attention import BlockLocalAttention, block_local_ref
 from components.models.rotary import apply_rotary, rotary_tables
 from components.models.s4d import S4D, ssm_conv, ssm_recurrence_ref
@@ -166,6 +167,26 @@ def test_las_matches_an_element_by_element_reference(causal):
         torch.testing.assert_close(las.attend(q, k, v, mask)[mask[:, None, :, None].expand_as(v)],
                                    las_loop_ref(q, k, v, mask, las.alphas, 3, causal)[mask[:, None, :, None].expand_as(v)],
                                    atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("pool", [1, 3, 5, 7])
+@pytest.mark.parametrize("decay_max", [0.0, 0.3])
+def test_fast_las_equals_its_materialized_twin_values_and_gradients(causal, pool, decay_max):
+    """w P V = w (P V): pooled values instead of the pooled L x L matrix, with padding and the
+    causal terms near the diagonal handled, agree with the paper's order of operations."""
+    g = torch.Generator().manual_seed(pool)
+    B, H, L, E = 3, 4, 13, 8
+    q, k, v = (torch.randn(B, H, L, E, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.arange(L)[None] < torch.tensor([13, 9, 2])[:, None]
+    alphas = decay_rates(H, decay_max).double()
+    fast = las_attend(q, k, v, mask, decay_factor(alphas, L, E, "cpu", torch.float64), pool, causal)
+    ref = las_attend_ref(q, k, v, mask, alphas, pool, causal)
+    real = mask[:, None, :, None].expand_as(v)
+    torch.testing.assert_close(fast[real], ref[real], atol=1e-12, rtol=1e-10)
+    grads = [torch.autograd.grad((out * real).sum(), (q, k, v)) for out in (fast, ref)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -158,3 +158,12 @@ def test_kernel_curves_need_ssm_layers():
 def test_kernel_curves_draw():
     curves = figures.kernel_decay_curves(_s4d(), 32)
     assert _image(figures.kernel_decay({"scratch": curves, "rescaled": [10 * c for c in curves]})).width > 300
+
+
+def test_learning_curves_draw_every_seed_as_a_mean_and_band():
+    two = pd.DataFrame({"step": [10, 20, 10, 20], "value": [0.2, 0.4, 0.3, 0.6], "seed": [0, 0, 1, 1]})
+    one = two[two["seed"] == 0]
+    png_two, png_one = figures.learning_curves({"a": two}), figures.learning_curves({"a": one})
+    assert png_two.startswith(b"\x89PNG") and png_one.startswith(b"\x89PNG") and png_two != png_one
+    again = pd.concat([two, pd.DataFrame({"step": [20], "value": [0.6], "seed": [1]})])  # a resumed seed's repeat
+    assert figures.learning_curves({"a": again}) == png_two

@@ -144,3 +144,26 @@ def test_git_commit_is_dirty_for_changed_inputs_not_for_what_a_run_writes(tmp_pa
     assert not commit().endswith("-dirty") and len(commit()) == 40
     (tmp_path / "params.yaml").write_text("b\n")  # a setting that differs from the commit
     assert commit().endswith("-dirty")
+
+
+def test_arena_run_is_one_unit_end_to_end(workdir, raw_params, capsys):
+    """`arena run`: data materialized when missing, one pretraining, then each fraction finetuned
+    and tested; one MLflow pretraining run and one finetune run per fraction."""
+    import yaml
+
+    from flows.cli import main
+
+    raw_params["grid"].update(archs=["s4d"], inits=["masked_spt"], fractions=[0.5, 1.0])
+    (workdir / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    argv = ["--params", "params.yaml", "run", "--task", "listops", "--arch", "s4d", "--init", "masked_spt", "--seed", "0"]
+    assert main(argv) == 0
+    out = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("[")]  # not progress
+    assert [line.split(":")[0] for line in out] == ["listops-s4d-masked_spt-s0-f0.5", "listops-s4d-masked_spt-s0"]
+    assert all("test accuracy" in line for line in out)
+    for fraction in (0.5, 1.0):
+        record = json.loads(paths.metrics_path(Cell("listops", "s4d", "masked_spt", 0, fraction)).read_text())
+        assert record["status"] == "ok" and 0 <= record["test_accuracy"] <= 1
+    client = MlflowClient(tracking.tracking_uri())
+    exp = client.get_experiment_by_name(raw_params["tracking"]["experiment"])
+    assert len(client.search_runs([exp.experiment_id], "tags.stage = 'pretrain'")) == 1
+    assert len(client.search_runs([exp.experiment_id], "tags.stage = 'finetune'")) == 2

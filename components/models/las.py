@@ -5,6 +5,15 @@ log-spaced up to B), then after the softmax every row of the attention matrix is
 In causal use the causal mask is applied again after pooling, so no future position leaks in.
 LaS-chunk runs the same operator inside fixed chunks of C positions: O(L * C).
 
+The fast path (`las_attend`) never builds the pooled matrix: average-pooling a row of weights
+over keys and then mixing values equals mixing average-pooled values, w P V = w (P V), exactly
+where the masks re-applied after pooling do not depend on the query (padding: zero the padded
+values before pooling). The causal mask does depend on it near the diagonal, where the pooled
+row would reach r = P // 2 keys into the future; those few terms are subtracted again. Decay and
+scale fold into one cached (H, L, L) factor and the masks into one additive bias, so the scores
+make three passes over (B, H, L, L) instead of about ten. `las_attend_ref` (the paper's order of
+operations, materialized) is the reference twin; tests/test_architectures.py shows they agree.
+
 Ablations are settings, not flags: decay only = `pool: 1`; smoothing only = `decay_max: 0`.
 
 Legend: B batch, H heads, L length, E head width, C chunk size, n number of chunks.
@@ -32,6 +41,70 @@ def decay_rates(n_heads: int, decay_max: float, decay_min: float = 1e-4) -> torc
     return torch.cat([torch.zeros(1), rest])
 
 
+def _allowed(mask: torch.Tensor, causal: bool, L: int) -> torch.Tensor:
+    """(B, 1, L, L) True = may attend; a query with no real key at all (an all-padding chunk)
+    attends to itself, never to nothing."""
+    allowed = attention_mask(mask, causal).expand(-1, -1, L, -1)  # (B, 1, L, L)
+    return allowed | (torch.eye(L, dtype=torch.bool, device=mask.device) & ~allowed.any(-1, keepdim=True))
+
+
+def decay_factor(alphas: torch.Tensor, L: int, E: int, device, dtype) -> torch.Tensor:
+    """(H, L, L): exp(-alpha_h |i - j|) / sqrt(E), the decay and the score scale in one factor."""
+    pos = torch.arange(L, device=device)
+    dist = (pos[:, None] - pos[None, :]).abs().to(dtype)  # (L, L)
+    return torch.exp(-alphas.to(device=device, dtype=dtype)[:, None, None] * dist) / math.sqrt(E)
+
+
+def pool_values(v: torch.Tensor, mask: torch.Tensor, pool: int) -> torch.Tensor:
+    """v: (B, H, L, E), mask: (B, L) -> the padding-masked values average-pooled over positions,
+    width `pool`, zero padding at the ends (as avg_pool1d counts it): (B, H, L, E)."""
+    kv = v * mask[:, None, :, None]  # (B, H, L, E)
+    if pool == 1:
+        return kv
+    B, H, L, E = kv.shape
+    flat = kv.permute(0, 1, 3, 2).reshape(B * H * E, 1, L)  # (B H E, 1, L)
+    pooled = F.avg_pool1d(flat, pool, stride=1, padding=pool // 2)  # (B H E, 1, L)
+    return pooled.view(B, H, E, L).permute(0, 1, 3, 2)  # (B, H, L, E)
+
+
+def _bias(mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
+    """Additive mask, 0 = may attend, -inf = not: (B, 1, 1, L) bidirectional, (B, 1, L, L) causal.
+    A sequence with no real position (an all-padding chunk) attends everywhere: its outputs are
+    padding, read by nothing, and must only stay finite."""
+    L = mask.shape[1]
+    keys = mask | ~mask.any(-1, keepdim=True)  # (B, L)
+    allowed = keys[:, None, None, :]  # (B, 1, 1, L)
+    if causal:
+        allowed = allowed & torch.ones(L, L, dtype=torch.bool, device=mask.device).tril()  # (B, 1, L, L)
+    return torch.zeros(allowed.shape, dtype=dtype, device=mask.device).masked_fill_(~allowed, float("-inf"))
+
+
+def las_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, factor: torch.Tensor,
+               pool: int, causal: bool) -> torch.Tensor:
+    """Fast LaS: q, k, v (B, H, L, E), mask (B, L), factor (H, L, L) from `decay_factor` -> (B, H, L, E)."""
+    L = q.shape[2]
+    w = torch.addcmul(_bias(mask, causal, q.dtype), q @ k.transpose(-1, -2), factor).softmax(-1)  # (B, H, L, L)
+    y = w @ pool_values(v, mask, pool)  # (B, H, L, E)
+    r = pool // 2
+    if causal and r:  # row i pooled over keys i+1..i+r: remove what they would mix in
+        kv = v * mask[:, None, :, None]  # (B, H, L, E)
+        c = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
+        rows = torch.arange(L, device=q.device)
+        for d in range(r):  # the weight w[i, i - d] pooled into keys i + 1 .. i - d + r
+            diag = torch.diagonal(w, offset=-d, dim1=-2, dim2=-1)  # (B, H, L - d): w[i, i - d], i >= d
+            i = rows[d:]
+            future = c[:, :, i - d + r] - c[:, :, i]  # (B, H, L - d, E): sum of kv over i+1 .. i-d+r
+            y = torch.cat([y[:, :, :d], y[:, :, d:] - diag[..., None] * future / pool], 2)
+    return y
+
+
+def las_attend_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
+                   pool: int, causal: bool) -> torch.Tensor:
+    """The paper's order of operations, L x L materialized: q, k, v (B, H, L, E) -> (B, H, L, E)."""
+    w = las_weights(q, k, mask, alphas, pool, causal)  # (B, H, L, L)
+    return torch.einsum("bhij, bhje -> bhie", w, v)
+
+
 def las_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor, pool: int,
                 causal: bool) -> torch.Tensor:
     """q, k: (B, H, L, E), mask: (B, L), alphas: (H,) -> attention weights (B, H, L, L)."""
@@ -40,9 +113,7 @@ def las_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor, alphas: to
     dist = (pos[:, None] - pos[None, :]).abs().float()  # (L, L)
     scores = torch.einsum("bhie, bhje -> bhij", q, k) / math.sqrt(q.shape[-1])  # (B, H, L, L)
     scores = scores * torch.exp(-alphas.to(q.device)[:, None, None] * dist)  # (B, H, L, L) ELD
-    allowed = attention_mask(mask, causal).expand(-1, -1, L, -1)  # (B, 1, L, L)
-    # a query with no real key at all (an all-padding chunk) attends to itself, never to nothing
-    allowed = allowed | (torch.eye(L, dtype=torch.bool, device=q.device) & ~allowed.any(-1, keepdim=True))
+    allowed = _allowed(mask, causal, L)  # (B, 1, L, L)
     w = scores.masked_fill(~allowed, float("-inf")).softmax(-1)  # (B, H, L, L)
     if pool > 1:  # row-wise average pool, zero padding, same width (pool is odd)
         w = F.avg_pool1d(w.flatten(0, 2)[:, None], pool, stride=1, padding=pool // 2).view_as(w)
@@ -60,11 +131,20 @@ class LaSAttention(SelfAttention):
         super().__init__(cfg)
         self.pool = cfg.pool
         self.register_buffer("alphas", decay_rates(cfg.n_heads, cfg.decay_max), persistent=False)
+        self._factors: dict[tuple, torch.Tensor] = {}  # (L, E, device, dtype) -> (H, L, L); no gradient
+
+    def factor(self, L: int, E: int, device, dtype) -> torch.Tensor:
+        key = (L, E, str(device), dtype)
+        if key not in self._factors:
+            if len(self._factors) > 8:  # lengths vary by batch: keep the cache small
+                self._factors.clear()
+            self._factors[key] = decay_factor(self.alphas, L, E, device, dtype)
+        return self._factors[key]
 
     def attend(self, q, k, v, mask):
         """q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E)."""
-        w = las_weights(q, k, mask, self.alphas, self.pool, self.causal)  # (B, H, L, L)
-        return torch.einsum("bhij, bhje -> bhie", w, v)
+        factor = self.factor(q.shape[2], q.shape[3], q.device, q.dtype)  # (H, L, L)
+        return las_attend(q, k, v, mask, factor, self.pool, self.causal)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D), mask: (B, L) bool -> (B, L, D)."""

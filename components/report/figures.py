@@ -133,18 +133,27 @@ def las_ablation(table: pd.DataFrame, task: str, arms: dict[str, str]) -> bytes 
 
 
 def learning_curves(histories: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> bytes | None:
-    """One line per cell: `histories[name]` has columns step, value (an MLflow metric history). A
-    step logged twice (a resumed run trains the steps after its last checkpoint again) is drawn
-    once, with its last value. None when every history is empty."""
+    """One line per arm: `histories[name]` has columns step, value (an MLflow metric history) and,
+    for several seeds, `seed`: then the line is the mean over seeds at each step with the band
+    from the lowest to the highest seed. A step logged twice by one seed (a resumed run trains the
+    steps after its last checkpoint again) counts once, with its last value. None when every
+    history is empty."""
     histories = {name: df for name, df in histories.items() if len(df)}
     if not histories:
         return None
     fig = Figure(figsize=(6.4, 3.8), layout="constrained")
     ax = fig.subplots()
     for name, df in histories.items():
-        df = df.drop_duplicates("step", keep="last").sort_values("step")
-        ax.plot(df["step"], df["value"], marker="." if len(df) < 30 else None, linewidth=1.2, label=name)
-    ax.set(xlabel="step", ylabel=metric, title=metric)
+        df = df.assign(seed=df["seed"] if "seed" in df else 0)
+        df = df.drop_duplicates(["seed", "step"], keep="last")
+        by_step = df.groupby("step")["value"].agg(["mean", "min", "max", "count"]).sort_index()
+        seeds = df["seed"].nunique()
+        line, = ax.plot(by_step.index, by_step["mean"], marker="." if len(by_step) < 30 else None, linewidth=1.2,
+                        label=name if seeds == 1 else f"{name} (mean of {seeds} seeds)")
+        if seeds > 1:
+            ax.fill_between(by_step.index, by_step["min"], by_step["max"], color=line.get_color(), alpha=0.2,
+                            linewidth=0)
+    ax.set(xlabel="step", ylabel=metric, title=f"{metric}: mean over seeds, band from lowest to highest")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _png(fig)
 

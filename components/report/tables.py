@@ -57,8 +57,9 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
                      **{c: (done[c].iloc[0] if len(done) else pd.NA) for c in
                         ("params_trainable", "params_total", "pretrain_steps", "finetune_steps", "state_size",
                          "flops_per_token", "derived_by")},
-                     "pretrain_seconds": pd.to_numeric(done["pretrain_seconds"], errors="coerce").sum() if len(done) else pd.NA,
-                     "finetune_seconds": pd.to_numeric(done["finetune_seconds"], errors="coerce").sum() if len(done) else pd.NA,
+                     # per seed (a mean), so arms with different numbers of finished seeds compare
+                     "pretrain_seconds": pd.to_numeric(done["pretrain_seconds"], errors="coerce").mean() if len(done) else pd.NA,
+                     "finetune_seconds": pd.to_numeric(done["finetune_seconds"], errors="coerce").mean() if len(done) else pd.NA,
                      "device": ", ".join(sorted(done["device"].dropna().astype(str).unique())) if len(done) else "",
                      "note": "; ".join(notes)})
     table = pd.DataFrame(rows)
@@ -250,7 +251,7 @@ def document(table: pd.DataFrame, verdicts: list[Verdict], refs: pd.DataFrame, s
                          _seconds((r.pretrain_seconds or 0) + (r.finetune_seconds or 0)), r.device or "–"])
         blocks.append(Table(["arch", "init", "labels", "seeds", "test acc", "Δ vs scratch", "paper", "val acc",
                              "trainable / total params", "state size", "FLOPs / token", "steps (pretrain + finetune)",
-                             "train time", "device"], body,
+                             "train time / seed", "device"], body,
                             [False, False, True, True, True, True, False, True, True, True, True, True, True, False]))
         missing = rows[rows["n_seeds"] == 0]
         if len(missing):

@@ -95,15 +95,17 @@ def setting_note(params: Params, task: str) -> str:
 
 
 def _histories(params: Params, results: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
+    """{arch · init: (step, value, seed) of every finished seed's validation accuracy} at all labels."""
     from components import tracking
 
-    out = {}
+    out: dict[str, list[pd.DataFrame]] = {}
     for r in results[(results["task"] == task) & (results["status"] == "ok")].itertuples():
         if getattr(r, "fraction", 1.0) == 1.0 and isinstance(getattr(r, "run_id", None), str):
             points = tracking.history(r.run_id, "val_accuracy")
             if points:
-                out[f"{r.arch} · {r.init}"] = pd.DataFrame(points, columns=["step", "value"])
-    return out
+                out.setdefault(f"{r.arch} · {r.init}", []).append(
+                    pd.DataFrame(points, columns=["step", "value"]).assign(seed=r.seed))
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in out.items()}
 
 
 def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
@@ -155,9 +157,9 @@ def figures_for(params: Params, table: pd.DataFrame, results: pd.DataFrame, task
                            f"{task}, {arch}: max |kernel| over channels against distance, per layer: the initial "
                            "(HiPPO-style) kernels and those learned by self-pretraining (SPT paper, Figure 4)"))
     out = [Figure(name, png, caption) for name, png, caption in drawn if png is not None]
-    rows = [{"cell": cell, "step": int(s), "val_accuracy": float(v)} for cell, df in curves.items()
-            for s, v in zip(df["step"], df["value"])]
-    return out, pd.DataFrame(rows, columns=["cell", "step", "val_accuracy"])
+    rows = [{"cell": cell, "seed": int(seed), "step": int(s), "val_accuracy": float(v)} for cell, df in curves.items()
+            for s, v, seed in zip(df["step"], df["value"], df["seed"])]
+    return out, pd.DataFrame(rows, columns=["cell", "seed", "step", "val_accuracy"])
 
 
 def run(params: Params) -> list[Path]:
@@ -190,7 +192,7 @@ def run(params: Params) -> list[Path]:
     files = {"grid.csv": table.to_csv(index=False), "grid.md": to_markdown(blocks, FIGURES),
              "claims.csv": claims.to_csv(index=False), "budget.csv": spent.to_csv(index=False),
              "grid.html": to_html(blocks, "Comparison grid"), "metrics.json": json.dumps(metrics, indent=2) + "\n",
-             "plots/learning_curves.csv": pd.concat(curves).to_csv(index=False) if curves else "cell,step,val_accuracy\n"}
+             "plots/learning_curves.csv": pd.concat(curves).to_csv(index=False) if curves else "cell,seed,step,val_accuracy\n"}
     for name, text in files.items():
         write_text(text, out / name)
         written.append(out / name)
