@@ -193,7 +193,7 @@ def test_claims_are_paired_differences_with_verdicts(tiny_params):
     v = verdict_for([0.35, 0.38, 0.36])  # +5, +6, +5 points
     assert v.verdict == "holds" and v.method == "paired t" and v.n == 3
     assert v.difference == pytest.approx(16 / 3) and v.low > 0 and v.p_holm <= 0.025
-    assert verdict_for([0.25, 0.27, 0.26]).verdict == "contradicted"  # the effect reverses
+    assert verdict_for([0.25, 0.28, 0.26]).verdict == "contradicted"  # the effect reverses
     noisy = verdict_for([0.36, 0.29, 0.32])
     assert noisy.verdict == "inconclusive" and noisy.seeds_needed and "seeds would resolve it" in noisy.evidence
     none = verdict_for([0.31, 0.31, 0.3101])  # +1, -1, +0.01 points: no effect against a spread of 1
@@ -240,10 +240,34 @@ def test_a_claim_resting_on_an_unconverged_or_chance_cell_says_so(tiny_params):
     spt = _arm_rows("transformer", "masked_spt", [0.40, 0.41, 0.42], majority_accuracy=0.1, val_rising=True)
     (v,) = _claims(base + spt, tiny_params, claim)
     assert v.verdict == "not converged" and "transformer/masked_spt" in v.evidence
-    chance = _arm_rows("transformer", "scratch", [0.17, 0.165, 0.17], majority_accuracy=0.162, val_rising=False)
+    # the lower arm at chance is evidence for the claim (scratch cannot learn it; SPT can)
+    chance = _arm_rows("transformer", "scratch", [0.17, 0.165, 0.171], majority_accuracy=0.162, val_rising=False)
     spt_ok = _arm_rows("transformer", "masked_spt", [0.40, 0.41, 0.42], majority_accuracy=0.162, val_rising=False)
     (c,) = _claims(chance + spt_ok, tiny_params, claim)
-    assert c.verdict == "at chance" and "transformer/scratch" in c.evidence
+    assert c.verdict == "holds"
+    # the arm the claim says is higher is at chance: no claim rests on it
+    spt_chance = _arm_rows("transformer", "masked_spt", [0.172, 0.17, 0.175], majority_accuracy=0.162,
+                           val_rising=False)
+    (c,) = _claims(chance + spt_chance, tiny_params, claim)
+    assert c.verdict == "at chance" and "transformer/masked_spt" in c.evidence
+
+
+def test_still_rising_ignores_a_noisy_plateau():
+    from components.stages.finetune import still_rising
+
+    def hist(accs):
+        return [{"step": 10 * (i + 1), "accuracy": a} for i, a in enumerate(accs)]
+
+    assert still_rising(hist([0.2, 0.4, 0.5, 0.49, 0.51, 0.5, 0.49, 0.5, 0.503, 0.5]), 100) is False  # plateau
+    assert still_rising(hist([0.2, 0.3, 0.35, 0.4, 0.42, 0.45, 0.47, 0.5, 0.53, 0.56]), 100) is True  # climbing
+    assert still_rising(hist([0.2]), 100) is None
+
+
+def test_zero_spread_pairs_are_no_verdict_not_a_welch_interval(tiny_params):
+    rows = (_arm_rows("transformer", "scratch", [0.30, 0.32, 0.31])
+            + _arm_rows("transformer", "masked_spt", [0.31, 0.33, 0.32]))  # +1 point on every seed
+    (v,) = _claims(rows, tiny_params, "SPT beats scratch for Transformers")
+    assert v.verdict == "no verdict" and v.method == "paired t" and "no spread" in v.evidence
 
 
 def test_many_claims_are_one_family_under_holm(tiny_params):

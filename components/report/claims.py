@@ -77,12 +77,18 @@ def _arm(rows: pd.DataFrame, arch: str, init: str) -> Arm | None:
         return None
     ok = got["status"] == "ok"
     acc = got["acc"].where(ok)
-    steps = (pd.to_numeric(got["pretrain_steps"], errors="coerce").fillna(0)
-             + pd.to_numeric(got["finetune_steps"], errors="coerce"))[ok].mean()
-    rising = bool(got["val_rising"][ok].fillna(False).astype(bool).any())
-    majority = pd.to_numeric(got["majority_accuracy"], errors="coerce")[ok].mean() * 100
+    steps = (pd.to_numeric(got["pretrain_steps"], errors="coerce").astype(float).fillna(0)
+             + pd.to_numeric(got["finetune_steps"], errors="coerce").astype(float))[ok].mean()
+    rising = rising_arm(got["val_rising"][ok])
+    majority = float(pd.to_numeric(got["majority_accuracy"], errors="coerce").astype(float)[ok].mean()) * 100
     chance = bool(acc.notna().any() and not math.isnan(majority) and acc.mean() - majority < CHANCE)
     return Arm(f"{arch}/{init}", acc, float(steps), rising, chance)
+
+
+def rising_arm(flags: pd.Series) -> bool:
+    """An arm has not converged when most of its finished seeds were still improving at the end."""
+    known = flags.astype("boolean").dropna()
+    return bool(len(known) and known.astype(bool).mean() > 0.5)
 
 
 def difference(a: pd.Series, b: pd.Series) -> stats.Interval:
@@ -91,7 +97,7 @@ def difference(a: pd.Series, b: pd.Series) -> stats.Interval:
     if set(a.index) == set(b.index):
         seeds = sorted(a.index)
         ci = stats.paired(a[seeds].to_numpy(), b[seeds].to_numpy())
-        if ci.has_interval:
+        if ci.has_interval or ci.n >= stats.MIN_SEEDS:  # enough pairs (no spread is no verdict, not Welch)
             return ci
         unpaired = stats.welch(a.to_numpy(), b.to_numpy())
         return unpaired if unpaired.has_interval else ci
@@ -105,7 +111,7 @@ def gain_difference(t0: pd.Series, t1: pd.Series, s0: pd.Series, s1: pd.Series) 
         seeds = sorted(t0.index)
         d = (t1[seeds] - t0[seeds]) - (s1[seeds] - s0[seeds])
         ci = stats.mean_ci(d.to_numpy(), "paired t")
-        if ci.has_interval:
+        if ci.has_interval or ci.n >= stats.MIN_SEEDS:
             return ci
     return stats.contrast([t1.to_numpy(), t0.to_numpy(), s1.to_numpy(), s0.to_numpy()], [1.0, -1.0, -1.0, 1.0])
 
@@ -117,9 +123,11 @@ def _lost(*arms: Arm) -> str:
             if bad else "")
 
 
-def _guard(*arms: Arm) -> tuple[str | None, str]:
-    """A verdict that replaces the test when a cell it rests on has not converged or is at chance."""
-    chance = [a.name for a in arms if a.chance]
+def _guard(higher: Arm, *arms: Arm) -> tuple[str | None, str]:
+    """A verdict that replaces the test when a cell it rests on has not converged (any arm), or
+    when the arm the claim says is higher is at chance (a lower arm at chance is evidence)."""
+    arms = (higher, *arms)
+    chance = [higher.name] if higher.chance else []
     if chance:
         return AT_CHANCE, f"; at chance (within {CHANCE:g} points of the majority class): {', '.join(chance)}"
     rising = [a.name for a in arms if a.rising]
@@ -128,10 +136,13 @@ def _guard(*arms: Arm) -> tuple[str | None, str]:
     return None, ""
 
 
-def _more(ci: stats.Interval, need: int | None, margin: float) -> str:
+def _more(ci: stats.Interval, need: int | None, margin: float, family: int) -> str:
     """What more seeds would do for an inconclusive difference."""
     if ci.estimate - margin <= 0:
         return "; the observed difference is not on the claimed side"
+    if ci.has_interval and ci.low > margin:
+        prefix = f"; significant before correction, not after Holm over {family} claims"
+        return prefix + (f"; ~{need} seeds would resolve it (exact paired-t power, 80%)" if need else "")
     if need is None:
         return "; the interval is uninformative at this spread (more than 100 seeds would be needed)"
     return f"; ~{need} seeds would resolve it (exact paired-t power, 80%)"
@@ -168,8 +179,9 @@ def _judge(tests: list[_Test]) -> list[Verdict]:
         ci, raw = t.ci, t.ci.p_above(t.margin)
         p_up, p_down = adjusted.get(i, (math.nan, math.nan))
         v = t.guard or stats.verdict(ci, t.margin, p_up, p_down)
-        need = stats.seeds_needed(ci, t.margin) if v == stats.INCONCLUSIVE else None
-        more = {stats.INCONCLUSIVE: _more(ci, need, t.margin), stats.NO_VERDICT: _no_verdict(ci)}.get(v, "")
+        need = stats.seeds_needed(ci, t.margin, family=len(family)) if v == stats.INCONCLUSIVE else None
+        more = {stats.INCONCLUSIVE: _more(ci, need, t.margin, len(family)),
+                stats.NO_VERDICT: _no_verdict(ci)}.get(v, "")
         p = "" if math.isnan(raw) else f"; p = {raw:.3g}, Holm-adjusted {p_up:.3g} (family of {len(family)})" \
             if i in adjusted else f"; p = {raw:.3g}"
         ratio = "" if math.isnan(t.ratio) else f"; compute: {t.ratio:.2f}× the steps of scratch"
@@ -235,11 +247,13 @@ def check(results: pd.DataFrame, archs: dict, inits: dict) -> list[Verdict]:
                     lead = s0.acc.mean() - t0.acc.mean()
                     label = (f"({t}'s gain from {i}) − ({s}'s gain), > 0 narrows; {s} leads {t} by "
                              f"{lead:+.2f} from scratch, {s1.acc.mean() - t1.acc.mean():+.2f} with {i}")
-                    guard, why = _guard(*arms_)
-                    if not lead > 0:  # the Transformer already leads (or ties): nothing to narrow
+                    guard, why = _guard(t1, t0, s0, s1)
+                    if math.isnan(lead):  # an arm with no finished seed: no premise to test
+                        guard, why = stats.NO_VERDICT, "; a scratch arm has no finished seed" + why
+                    elif not lead > 0:  # the Transformer already leads (or ties): nothing to narrow
                         guard, why = PREMISE, f"; {s} does not lead {t} from scratch ({lead:+.2f})" + why
-                    tests.append(_Test(claim, where, label, ci, 0.0, why + _lost(*arms_), guard,
-                                       t1.steps / t0.steps if t0.steps else math.nan))
+                    tests.append(_Test(claim, where, label + f" (compute: the {t} arms')", ci, 0.0,
+                                       why + _lost(*arms_), guard, t1.steps / t0.steps if t0.steps else math.nan))
         for t in fam["transformer"]:
             for las in fam["las"]:
                 a, b = pair(las, "scratch", t, "scratch")

@@ -138,7 +138,7 @@ def verdict(ci: Interval, margin: float = 0.0, p_above: float | None = None, p_b
 
 def holm(pvalues: list[float]) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (NaN entries are not in the family)."""
-    order = [i for i in sorted(range(len(pvalues)), key=lambda i: pvalues[i]) if not math.isnan(pvalues[i])]
+    order = sorted((i for i, p in enumerate(pvalues) if not math.isnan(p)), key=pvalues.__getitem__)
     m, out, running = len(order), [math.nan] * len(pvalues), 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * pvalues[i]))
@@ -146,22 +146,24 @@ def holm(pvalues: list[float]) -> list[float]:
     return out
 
 
-def power(n: int, effect: float, sd: float) -> float:
-    """Power of the paired t test (two-sided 95%, on the claimed side) with n seeds, for a true
-    difference `effect` above the margin and a per-seed spread `sd` (scipy's noncentral t)."""
+def power(n: int, effect: float, sd: float, alpha: float = ONE_SIDED) -> float:
+    """Power of the paired t test on the claimed side at one-sided level `alpha` (ONE_SIDED: the
+    95% interval's rule) with n seeds, for a true difference `effect` above the margin and a
+    per-seed spread `sd` (scipy's noncentral t)."""
     df = n - 1
-    return float(_st.nct.sf(_st.t.ppf(0.5 + LEVEL / 2, df), df, effect / (sd / math.sqrt(n))))
+    return float(_st.nct.sf(_st.t.ppf(1 - alpha, df), df, effect / (sd / math.sqrt(n))))
 
 
-def seeds_needed(ci: Interval, margin: float = 0.0, most: int = 100) -> int | None:
+def seeds_needed(ci: Interval, margin: float = 0.0, most: int = 100, family: int = 1) -> int | None:
     """The fewest seeds (pairs) at which the observed difference, at its spread, would be found
-    with POWER: exact paired-t power. None when the observed difference is not on the claimed side
-    (no number of seeds makes it hold), when there is no spread to go by, or beyond `most` seeds
-    (then the interval is uninformative at this scale)."""
+    with POWER: exact paired-t power, at the level a claim needs in a family of `family` claims
+    (Bonferroni's ONE_SIDED / family, which Holm never asks more than). None when the observed
+    difference is not on the claimed side (no number of seeds makes it hold), when there is no
+    spread to go by, or beyond `most` seeds (then the interval is uninformative at this scale)."""
     effect = ci.estimate - margin
     if math.isnan(ci.sd) or ci.sd == 0 or math.isnan(effect) or effect <= 0:
         return None
-    for n in range(2, most + 1):
-        if power(n, effect, ci.sd) >= POWER:
+    for n in range(max(2, ci.n + 1), most + 1):
+        if power(n, effect, ci.sd, ONE_SIDED / max(1, family)) >= POWER:
             return n
     return None

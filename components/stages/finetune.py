@@ -102,14 +102,15 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
 
 
 def still_rising(history: list[dict], steps: int, tolerance: float = 0.005) -> bool | None:
-    """Whether validation accuracy rose by more than `tolerance` over the last fifth of the steps
-    (the run stopped while still learning); None with fewer than two evaluations to compare."""
+    """Whether the best validation accuracy improved by more than `tolerance` in the last fifth of
+    the steps (the run stopped while still learning; the kept checkpoint is the best one, so a
+    noisy plateau does not count); None with no evaluation on one side of that mark."""
     evals = [(h["step"], h["accuracy"]) for h in history if "accuracy" in h]
     before = [a for s, a in evals if s <= 0.8 * steps]
     after = [a for s, a in evals if s > 0.8 * steps]
     if not before or not after:
         return None
-    return max(after) - before[-1] > tolerance
+    return max(after) - max(before) > tolerance
 
 
 def load_info(cell) -> CellRecord:
