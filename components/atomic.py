@@ -17,7 +17,8 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -32,7 +33,7 @@ def sweep(path: Path) -> list[Path]:
     removed = []
     for leftover in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
         pid = leftover.name[len(Path(path).name) + 2:].split(".")[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and alive(int(pid)):
             continue
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
         removed.append(leftover)

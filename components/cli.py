@@ -27,7 +27,6 @@ def errors() -> tuple[type[BaseException], ...]:
         found.append(sys.modules["components.tracking"].StoreError)
     return tuple(found)
 
-STAGES = ("materialize", "tune", "pretrain", "finetune", "evaluate", "report", "run")
 
 
 def _cell_args(p: argparse.ArgumentParser, fraction: str) -> None:

@@ -48,11 +48,9 @@ class CellSpec(Frozen):
     def init_hash(self) -> str:
         """16 hex digits over what the cell's initial weights depend on (not finetuning, not the
         label fraction): a finished initialization with the same hash is current."""
-        start = self.cell.start
-        blob = {"cell": {"task": start.task, "arch": start.arch, "init": start.init, "seed": start.seed,
-                         "trial": start.trial}, "code": self.code,
-                **self.model_dump(mode="json", include={"task", "arch", "init", "pretrain", "bf16", "compile"})}
-        return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        c = self.cell
+        return _digest(self, {"task": c.task, "arch": c.arch, "init": c.init, "seed": c.seed, "trial": c.trial},
+                       HASHED - {"finetune"})
 
     def budgets(self, n_train: int) -> tuple[int, int]:
         """(pretraining steps, finetuning steps). A compute-tied init splits its `total_steps`;
@@ -66,15 +64,18 @@ class CellSpec(Frozen):
         return self.pretrain.budget(n_train), finetune
 
 
-def _hashed(spec: CellSpec, cell: Cell) -> dict:
-    return {"cell": {"task": cell.task, "arch": cell.arch, "init": cell.init, "seed": cell.seed,
-                     "fraction": cell.fraction, "trial": cell.trial}, "code": spec.code,
-            **spec.model_dump(mode="json", include={"task", "arch", "init", "pretrain", "finetune", "bf16", "compile"})}
+HASHED = {"task", "arch", "init", "pretrain", "finetune", "bf16", "compile"}  # the settings a result depends on
+
+
+def _digest(spec: CellSpec, cell: dict, settings: set[str]) -> str:
+    """16 hex digits over a cell's identity, the code version and `settings` of `spec`."""
+    blob = {"cell": cell, "code": spec.code, **spec.model_dump(mode="json", include=settings)}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _hash(spec: CellSpec, cell: Cell) -> str:
-    blob = json.dumps(_hashed(spec, cell), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return _digest(spec, {"task": cell.task, "arch": cell.arch, "init": cell.init, "seed": cell.seed,
+                          "fraction": cell.fraction, "trial": cell.trial}, HASHED)
 
 
 def resolve(params: Params, cell: Cell, choice: Optional[Choice] = None) -> CellSpec:

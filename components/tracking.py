@@ -212,7 +212,7 @@ def end_grid(run_id: str, failed: bool | str, tags: dict[str, str]) -> None:
 def close_stale(experiment: str) -> list[str]:
     """End as KILLED the runs of `experiment` still RUNNING on this host whose process is gone (a
     SIGKILL, a lost machine); returns their ids. Runs of live processes are left alone."""
-    from components.atomic import _alive
+    from components.atomic import alive
 
     client = _client()
     exp = client.get_experiment_by_name(experiment)
@@ -221,7 +221,7 @@ def close_stale(experiment: str) -> list[str]:
     closed = []
     for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
         tags = run.data.tags
-        if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not _alive(int(tags["pid"])):
+        if tags.get("host") == socket.gethostname() and tags.get("pid", "").isdigit() and not alive(int(tags["pid"])):
             Tracker(client, run.info.run_id).set_tags({"error": f"its process (pid {tags['pid']}) ended without "
                                                                 "closing it; closed by a later run"})
             _retry(client.set_terminated, run.info.run_id, "KILLED")

@@ -21,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from components import paths, records, tracking
-from components.config import Params, load_params
+from components.config import ConfigError, Params, load_params
 from components.grid import Cell, arms, cells, trial_cells
 from components.records import CellRecord
 from components.spec import CellSpec
@@ -132,8 +132,6 @@ def _fan_out(params: Params, params_path: str, units: list[list[CellSpec]], pare
 
 def _has_work(params: Params, trials: planning.Plan) -> bool:
     """Whether the launch will run anything (a fully recorded grid needs no worker online)."""
-    from components.config import ConfigError
-
     if trials.run:
         return True
     try:

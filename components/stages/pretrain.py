@@ -56,8 +56,9 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
                      "pretrain_seconds": round(result.seconds, 2), "pretrain_resumed_from": result.resumed_from})
     out = paths.init_dir(cell)
     with atomic_dir(out) as tmp:
-        info["backbone_sha256"] = checkpoint.save(tmp / "backbone.pt", backbone.state_dict(), InitInfo(**info).model_dump())
-        records.save(InitInfo(**info), tmp / "info.json")
+        record = InitInfo(**info)
+        sha = checkpoint.save(tmp / "backbone.pt", backbone.state_dict(), record.model_dump())
+        records.save(record.model_copy(update={"backbone_sha256": sha}), tmp / "info.json")
     if resume is not None:
         clear_resume(resume)
     return out
