@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
     for name, text, fraction in (
             ("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)", "none"),
             ("finetune", "finetune a cell", "one"), ("evaluate", "test a finetuned cell", "one"),
-            ("run", "one unit: pretrain a start, then finetune and evaluate it at each fraction", "many")):
+            ("run", "a cell's starts: pretrain, then finetune and evaluate at each fraction", "many")):
         _cell_args(sub.add_parser(name, help=text), fraction)
     sub.add_parser("report", help="build reports/grid.{md,html,csv}")
     return ap
@@ -93,11 +93,15 @@ def run_stage(params: Params, args: argparse.Namespace) -> None:
 
         _store()
         fractions = args.fractions or params.grid.fractions
-        specs = [resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(f))) for f in fractions]
-        for name, record in run_unit(specs, params=params).items():
-            shown = f"test accuracy {100 * record.test_accuracy:.2f}%" if record.test_accuracy is not None \
-                else f"{record.status}: {record.reason}"
-            print(f"{name}: {shown}")
+        units: dict = {}  # one per pretraining start: self-pretraining sees each fraction's own rows
+        for f in fractions:
+            spec = resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(f)))
+            units.setdefault(spec.start, []).append(spec)
+        for specs in units.values():
+            for name, record in run_unit(specs, params=params).items():
+                shown = f"test accuracy {100 * record.test_accuracy:.2f}%" if record.test_accuracy is not None \
+                    else f"{record.status}: {record.reason}"
+                print(f"{name}: {shown}")
         return
     spec = resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(getattr(args, "fraction", 1.0))))
     if spec.skip or spec.blocked:  # cheap: a skipped cell never imports torch

@@ -1,16 +1,18 @@
-"""Evaluation: accuracy and loss of a classifier; token accuracy of a denoiser (masked or next-token)."""
+"""Evaluation: accuracy and loss of a classifier (per bit for the bit tasks); token accuracy of a
+denoiser (masked or next-token)."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from components.data.batching import TokenSplit, eval_batches
+from components.data.batching import BitSplit, TokenSplit, eval_batches
 from components.objectives import classification_loss, mask_tokens, masked_lm_loss, next_token_targets
 
 
 @torch.no_grad()
-def evaluate_classifier(model: nn.Module, split: TokenSplit, batch_size: int, pad_id: int,
+def evaluate_classifier(model: nn.Module, split: TokenSplit | BitSplit, batch_size: int, pad_id: int | None,
                         device: torch.device) -> dict[str, float]:
+    """Mean loss and accuracy over every label of `split` (rows; for a BitSplit, target bits)."""
     model.eval()
     loss_sum, correct, n = 0.0, 0, 0
     for rows in eval_batches(split.lengths, batch_size):

@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from components.config import LANGUAGE_PRETRAINED, FROZEN, ArchCfg, InitCfg, Params
+from components.config import LANGUAGE_PRETRAINED, FROZEN, PATCH_TASKS, PRETRAINING, ArchCfg, InitCfg, Params, TaskCfg
 
 
 @dataclass(frozen=True, order=True)
@@ -27,11 +27,6 @@ class Cell:
 
     def at(self, fraction: float) -> "Cell":
         return replace(self, fraction=fraction)
-
-    @property
-    def start(self) -> "Cell":
-        """The pretraining start this cell finetunes from (pretraining sees every training row)."""
-        return Cell(self.task, self.arch, self.init, self.seed, 1.0, self.trial)
 
     def tags(self) -> dict[str, str]:
         tags = {"task": self.task, "arch": self.arch, "init": self.init, "seed": str(self.seed),
@@ -78,8 +73,27 @@ def init_skip_reason(arch: ArchCfg, init: InitCfg) -> Optional[str]:
     return None
 
 
+def task_skip_reason(task: TaskCfg, init: InitCfg) -> Optional[str]:
+    """Why `init` cannot start a model for `task`, or None when it can."""
+    if init.kind in PRETRAINING and task.kind in PATCH_TASKS:
+        return f"{init.kind} is token self-pretraining; {task.kind} inputs are patch vectors, not tokens"
+    return None
+
+
+def excluded(params: Params, cell: Cell) -> bool:
+    """Whether a `grid.exclude` rule leaves `cell` out (the report lists such cells by count only)."""
+    return any(rule.matches(cell.task, cell.arch, cell.init, cell.fraction) for rule in params.grid.exclude)
+
+
 def skip_reason(params: Params, cell: Cell) -> Optional[str]:
     for i, rule in enumerate(params.grid.exclude):
-        if rule.matches(cell.task, cell.arch, cell.init):
+        if rule.matches(cell.task, cell.arch, cell.init, cell.fraction):
             return f"excluded by grid.exclude.{i}"
-    return init_skip_reason(params.archs[cell.arch], params.inits[cell.init])
+    return (init_skip_reason(params.archs[cell.arch], params.inits[cell.init])
+            or task_skip_reason(params.tasks[cell.task], params.inits[cell.init]))
+
+
+def arm_skip_reason(params: Params, task: str, arch: str, init: str) -> Optional[str]:
+    """Why the whole arm is left out (every label fraction of it), or None when any cell runs."""
+    reasons = [skip_reason(params, Cell(task, arch, init, params.grid.seeds[0], f)) for f in params.grid.fractions]
+    return None if None in reasons else reasons[0]

@@ -1,7 +1,7 @@
 """Training objectives: masked-token denoising and next-token prediction (self-pretraining), and
-classification.
+classification (one label per row, or one per output bit for FPT's bit tasks).
 
-Legend: B batch, L length, V vocabulary, K classes.
+Legend: B batch, L length, V vocabulary, K classes, n_bits output bits.
 """
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ def masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.T
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """logits: (B, K), labels: (B,) -> (mean cross-entropy, n correct, B)."""
-    loss = F.cross_entropy(logits, labels)
-    return loss, int((logits.argmax(-1) == labels).sum()), labels.numel()
+    """Cross-entropy where every label counts once. logits: (B, K), labels: (B,) -> (mean
+    cross-entropy, n correct, B); per bit (FPT's bit tasks), logits: (B, n_bits, 2), labels:
+    (B, n_bits) -> (mean over every bit, n bits correct, B * n_bits), so accuracy is per bit."""
+    flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)  # (N, K), (N,)
+    loss = F.cross_entropy(flat_logits, flat_labels)
+    return loss, int((flat_logits.argmax(-1) == flat_labels).sum()), flat_labels.numel()

@@ -51,11 +51,13 @@ def _trial(cell: Cell) -> Path:
 
 
 def init_dir(cell: Cell) -> Path:
-    """Starting weights of a cell: random, language-pretrained, or the best self-pretraining
-    checkpoint. Pretraining always sees all training rows, so the label fraction is not part of it."""
+    """Starting weights of a pretraining start (`CellSpec.start`): random, language-pretrained, or
+    the best self-pretraining checkpoint. A start that self-pretrained on a label fraction's rows
+    carries the fraction in its name."""
+    suffix = "" if cell.fraction == 1.0 else f"-frac{cell.fraction}"
     if cell.trial is not None:
-        return _trial(cell) / "init"
-    return Path("artifacts") / "init" / cell.task / cell.arch / cell.init / f"seed{cell.seed}"
+        return _trial(cell) / f"init{suffix}"
+    return Path("artifacts") / "init" / cell.task / cell.arch / cell.init / f"seed{cell.seed}{suffix}"
 
 
 def finetune_dir(cell: Cell) -> Path:
@@ -79,10 +81,15 @@ def resume_dir(phase: str, cell: Cell) -> Path:
             / f"frac{cell.fraction}")
 
 
+def lock_dir() -> Path:
+    return Path("artifacts") / "locks"
+
+
 def lock_path(cell: Cell) -> Path:
     """The lock a process holds while it runs this pretraining start (outside DVC outputs)."""
     trial = "" if cell.trial is None else f"trial{cell.trial}-"
-    return Path("artifacts") / "locks" / cell.task / cell.arch / cell.init / f"{trial}seed{cell.seed}.lock"
+    suffix = "" if cell.fraction == 1.0 else f"-frac{cell.fraction}"
+    return lock_dir() / cell.task / cell.arch / cell.init / f"{trial}seed{cell.seed}{suffix}.lock"
 
 
 def report_dir() -> Path:

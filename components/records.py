@@ -83,6 +83,7 @@ class DataMeta(Record):
     shape: Optional[list[int]] = None  # pixels, bits
     levels: Optional[int] = None  # pixels
     target_bits: Optional[int] = None  # bits
+    patch_size: Optional[int] = None  # bits: input values per model token
 
     def as_tokens(self) -> "DataMeta":
         """The task as a token model sees it: pixel tasks become one token per intensity (LRA's
@@ -90,9 +91,16 @@ class DataMeta(Record):
         if self.kind == "pixels":
             return self.model_copy(update={"vocab": [PAD, MASK, *map(str, range(self.levels))], "pad_id": 0,
                                            "mask_id": 1})
+        if self.kind == "bits":
+            raise ConfigError(f"data/{self.task}: a bits task is read as patch vectors, not tokens")
         if self.kind != "tokens":
             raise ConfigError(f"data/{self.task}: {self.kind} tasks cannot be trained yet (see config.UNTRAINABLE)")
         return self
+
+    def model_length(self, split: str, stat: str = "mean") -> float:
+        """A length statistic of `split` in model positions (`length` counts input values: a bit
+        task's row of rows x n_bits values is rows x n_bits / patch_size tokens)."""
+        return self.length[split][stat] / (self.patch_size if self.kind == "bits" else 1)
 
     @property
     def token_offset(self) -> int:

@@ -45,23 +45,33 @@ class CellSpec(Frozen):
         return self.model_copy(update={"cell": cell, "config_hash": _hash(self, cell)})
 
     @property
+    def start(self) -> Cell:
+        """The pretraining start this cell finetunes from. Self-pretraining sees the cell's own
+        labelled rows (the SPT paper: both phases on the same subset), so each fraction has its
+        own start; random or language-pretrained weights, and self-pretraining declared on all
+        rows (`pretrain_rows: all`, a semi-supervised setting), are one start for every fraction."""
+        own = self.init.kind in PRETRAINING and self.init.pretrain_rows == "labelled"
+        return self.cell if own else self.cell.at(1.0)
+
+    @property
     def init_hash(self) -> str:
-        """16 hex digits over what the cell's initial weights depend on (not finetuning, not the
-        label fraction): a finished initialization with the same hash is current."""
-        c = self.cell
-        return _digest(self, {"task": c.task, "arch": c.arch, "init": c.init, "seed": c.seed, "trial": c.trial},
-                       HASHED - {"finetune"})
+        """16 hex digits over what the cell's initial weights depend on (not finetuning): a
+        finished initialization with the same hash is current."""
+        c = self.start
+        return _digest(self, {"task": c.task, "arch": c.arch, "init": c.init, "seed": c.seed, "trial": c.trial,
+                              "fraction": c.fraction}, HASHED - {"finetune"})
 
     def budgets(self, n_train: int) -> tuple[int, int]:
         """(pretraining steps, finetuning steps). A compute-tied init splits its `total_steps`;
-        otherwise each phase has its own budget (finetuning's over the cell's labelled rows)."""
+        otherwise each phase has its own budget over the rows it sees (finetuning: the cell's
+        labelled rows; self-pretraining: its start's)."""
         if self.init.total_steps is not None:
             pretrain = max(1, round(self.init.pretrain_share * self.init.total_steps))
             return pretrain, max(1, self.init.total_steps - pretrain)
         finetune = self.finetune.budget(max(1, round(n_train * self.cell.fraction)))
         if self.init.kind not in PRETRAINING:
             return 0, finetune
-        return self.pretrain.budget(n_train), finetune
+        return self.pretrain.budget(max(1, round(n_train * self.start.fraction))), finetune
 
 
 HASHED = {"task", "arch", "init", "pretrain", "finetune", "bf16", "compile"}  # the settings a result depends on
@@ -92,11 +102,17 @@ def resolve(params: Params, cell: Cell, choice: Optional[Choice] = None) -> Cell
             choice, blocked = selection.defaults(), str(err)
     p = tuning.apply(params, cell.arch, choice.values)
     fields = dict(cell=cell, task=p.tasks[cell.task], arch=p.archs[cell.arch], init=p.inits[cell.init],
-                  pretrain=p.pretrain.for_arch(cell.arch), finetune=p.finetune.for_arch(cell.arch), choice=choice,
+                  pretrain=_phase(p.pretrain, p, cell), finetune=_phase(p.finetune, p, cell), choice=choice,
                   skip=skip, blocked=blocked, device=p.device, bf16=p.bf16, compile=p.compile,
                   experiment=p.tracking.experiment, code=code_version())
     spec = CellSpec.model_construct(**fields, config_hash="")
     return CellSpec(**fields, config_hash=_hash(spec, cell))
+
+
+def _phase(cfg, params: Params, cell: Cell):
+    """The phase as `cell` runs it: its arch's rate, its task's or arch's budget, a trial's share of it."""
+    phase = cfg.for_arch(cell.arch, cell.task)
+    return phase if cell.trial is None else phase.shortened(params.tuning.budget_share)
 
 
 def config_hash(params: Params, cell: Cell) -> str:

@@ -16,6 +16,7 @@ def parser():
     grid.add_argument("--dry-run", action="store_true", help="list the cells that would run, are recorded, or are skipped")
     grid.add_argument("--concurrency", type=int, help="units of work at once (default: prefect.concurrency)")
     grid.add_argument("--deployment", help="run units on a work pool through this deployment, e.g. arena-cell/gpu")
+    grid.add_argument("--no-report", action="store_true", help="leave the report to `arena report` (DVC's report stage)")
     prof = sub.add_parser("profile", help="switch params.yaml to a named profile (smoke, cpu, paper, ...)")
     prof.add_argument("name")
     return ap
@@ -64,7 +65,7 @@ def grid(params, args) -> int:
                           "PREFECT_API_URL (docs/scale-out.md)")
     from flows.grid import grid_flow
 
-    state = grid_flow(args.params, args.concurrency, args.deployment, return_state=True)
+    state = grid_flow(args.params, args.concurrency, args.deployment, return_state=True, build_report=not args.no_report)
     if not state.is_completed():
         print(f"arena: grid {state.name}: {state.message}", file=sys.stderr)
         return 1

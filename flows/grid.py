@@ -140,7 +140,7 @@ def _has_work(params: Params, trials: planning.Plan) -> bool:
         return True
 
 
-def run_grid(params: Params, params_path: str = "params.yaml", deployment: str | None = None):
+def run_grid(params: Params, params_path: str = "params.yaml", deployment: str | None = None, build_report: bool = True):
     deployment = deployment or params.prefect.deployment
     tracking.close_stale(params.tracking.experiment)  # parents of an earlier launch that was killed
     trials = planning.make(params, planning.all_trials(params))
@@ -150,13 +150,14 @@ def run_grid(params: Params, params_path: str = "params.yaml", deployment: str |
                                    {"profile": params.profile, "cells": str(len(cells(params))),
                                     "trials": str(params.tuning.trials), "deployment": deployment or "local"})
     try:
-        return _run(params, params_path, deployment, trials, grid_run)
+        return _run(params, params_path, deployment, trials, grid_run, build_report)
     except BaseException as err:  # the grid's run ends KILLED (SIGTERM, Ctrl-C) or FAILED, never RUNNING
         tracking.end_grid(grid_run, tracking.ending(err), {"error": f"{type(err).__name__}: {err}"[:5000]})
         raise
 
 
-def _run(params: Params, params_path: str, deployment: str | None, trials: planning.Plan, grid_run: str):
+def _run(params: Params, params_path: str, deployment: str | None, trials: planning.Plan, grid_run: str,
+         build_report: bool):
     # 1. tuning: every arm's trials (validation only), then each arm's selection
     for c, record in trials.done.items():
         records.save(record, paths.metrics_path(c))
@@ -165,11 +166,10 @@ def _run(params: Params, params_path: str, deployment: str | None, trials: plann
                                            "trials": str(params.tuning.trials)}, grid_run, stage="tune")
                  for arm in dict.fromkeys((s.cell.task, s.cell.arch, s.cell.init) for s in trials.run)}
     failed = _fan_out(params, params_path, trials.units(), lambda c: tune_runs[(c.task, c.arch, c.init)], deployment)
-    for arm in arms(params):
-        if params.tuning.trials > 1:
-            done = {c: records.load(CellRecord, paths.metrics_path(c))
-                    for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()}
-            tune.write_selection(params, *arm, done, tune_runs.get(arm))
+    for arm in arms(params):  # every arm's record, also without tuning (it says so): DVC's grid output
+        done = {c: records.load(CellRecord, paths.metrics_path(c))
+                for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()}
+        tune.write_selection(params, *arm, done, tune_runs.get(arm))
     # 2. the grid: every arm's selected settings on every seed; test data read once per cell
     todo = planning.make(params)
     for c, reason in todo.skipped.items():
@@ -180,7 +180,7 @@ def _run(params: Params, params_path: str, deployment: str | None, trials: plann
         records.save(record, paths.metrics_path(c))
     failed.update(_fan_out(params, params_path, todo.units(), lambda c: grid_run, deployment))
 
-    outputs = report.run(params)
+    outputs = report.run(params) if build_report else []  # DVC builds it in its own stage
     ran = [s.cell.name for s in trials.run + todo.run if s.cell.name not in failed]
     tracking.end_grid(grid_run, bool(failed), {"failed": str(len(failed)), "ran": str(len(ran)),
                                                "recorded_before": str(len(todo.done) + len(trials.done))})
@@ -194,14 +194,31 @@ def _run(params: Params, params_path: str, deployment: str | None, trials: plann
 
 
 @flow(name="arena-grid", log_prints=True)
-def _grid_flow(params_path: str = "params.yaml", concurrency: int = 1, deployment: str | None = None):
-    return run_grid(load_params(params_path), params_path, deployment)
+def _grid_flow(params_path: str = "params.yaml", concurrency: int = 1, deployment: str | None = None,
+               build_report: bool = True):
+    return run_grid(load_params(params_path), params_path, deployment, build_report)
 
 
 def grid_flow(params_path: str = "params.yaml", concurrency: int | None = None, deployment: str | None = None,
-              return_state: bool = False):
+              return_state: bool = False, build_report: bool = True):
     """Run the grid flow with a task runner of `concurrency` threads (default: prefect.concurrency):
     at most that many units at once, here or on the pool."""
-    n = concurrency or load_params(params_path).prefect.concurrency
+    params = load_params(params_path)
+    n = concurrency or params.prefect.concurrency
+    cpu_threads(params.prefect.threads, n)
     bounded = _grid_flow.with_options(task_runner=ThreadPoolTaskRunner(max_workers=n))
-    return bounded(params_path, n, deployment, return_state=return_state)
+    return bounded(params_path, n, deployment, build_report, return_state=return_state)
+
+
+def cpu_threads(threads: int | None, concurrency: int) -> int:
+    """Share the CPU between the units that run here at once: torch's intra-op threads (one pool
+    for the process) set to `threads`, by default the cores over `concurrency`. Small models use
+    two threads poorly, so two units of one thread each finish more cells per hour than one unit
+    of two (benchmarks/concurrency.py, reports/benchmarks/concurrency.md)."""
+    import os
+
+    import torch
+
+    n = threads or max(1, (os.cpu_count() or 1) // concurrency)
+    torch.set_num_threads(n)
+    return n

@@ -137,3 +137,40 @@ def test_units_run_concurrently_up_to_the_bound(workdir, raw_params, prefect_har
     summary = grid_flow("params.yaml", return_state=True).result()
     assert sorted(started) == [0, 1, 2, 3, 4] and len(summary["ran"]) == 5
     assert peak[0] == 2
+
+
+def test_concurrent_units_on_a_multi_gpu_host_each_get_their_own_device(monkeypatch):
+    """The local runner's units spread over the visible GPUs, one each, and wait when all are taken."""
+    import threading
+    import time
+
+    import torch
+
+    from components.stages import unit
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(unit, "_GPUS", None)
+    held, peak, clashes, lock = [], [0], [], threading.Lock()
+
+    def one():
+        with unit.device_slot("auto") as device:
+            with lock:
+                if device in held:
+                    clashes.append(device)  # two units on one GPU at once
+                held.append(device)
+                peak[0] = max(peak[0], len(held))
+            time.sleep(0.05)
+            with lock:
+                held.remove(device)
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2 and not clashes
+    with unit.device_slot("cpu") as device:
+        assert device == "cpu"  # an explicit setting is kept
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with unit.device_slot("auto") as device:
+        assert device == "auto"  # one GPU or none: resolved as before

@@ -74,8 +74,9 @@ def test_cli_from_a_missing_path_is_one_line_and_leaves_nothing(workdir, raw_par
 
 
 def test_grid_refuses_tasks_it_cannot_train(raw_params):
-    raw_params["grid"]["tasks"] = ["listops", "bit_memory"]
-    with pytest.raises(ConfigError, match=r"grid\.tasks: 'bit_memory' \(bit_memory\) cannot be trained yet"):
+    raw_params["tasks"]["retrieval"] = {"kind": "aan"}
+    raw_params["grid"]["tasks"] = ["listops", "retrieval"]
+    with pytest.raises(ConfigError, match=r"grid\.tasks: 'retrieval' \(aan\) cannot be trained yet"):
         parse_params(raw_params)
 
 

@@ -22,7 +22,7 @@ def test_profiles_switch_and_switch_back_byte_for_byte(tmp_path, capsys):
     assert profiles.apply(path, "cpu") == []  # the file is the cpu profile as shipped
 
     assert main(["--params", str(path), "profile", "smoke"]) == 0
-    assert "changed: grid.tasks, grid.seeds, grid.fractions" in capsys.readouterr().out
+    assert "changed: grid.tasks, grid.archs, grid.inits, grid.seeds, grid.fractions, grid.exclude" in capsys.readouterr().out
     smoke = load_params(path)
     assert smoke.profile == "smoke" and smoke.grid.tasks == ["listops_smoke"] and smoke.pretrain.steps == 6
     assert smoke.finetune.steps_by_arch == {} and smoke.grid.exclude == []
@@ -39,8 +39,8 @@ def test_profiles_switch_and_switch_back_byte_for_byte(tmp_path, capsys):
     assert "fpt" in wide.grid.archs and wide.tuning.trials == 1 and wide.finetune.steps_by_arch == {"fpt": 300}
     profiles.apply(path, "cpu")
     assert path.read_text() == original
-    shipped = load_params(path)  # the default grid is the fair one: tuned, several seeds, two tasks
-    assert shipped.tuning.trials >= 4 and len(shipped.grid.seeds) >= 3 and len(shipped.grid.tasks) >= 2
+    shipped = load_params(path)  # the default grid is the fair one: tuned, several seeds, every paper's task
+    assert shipped.tuning.trials >= 2 and len(shipped.grid.seeds) >= 3 and len(shipped.grid.tasks) >= 3
 
 
 def test_profile_errors_name_the_key(tmp_path):
@@ -129,3 +129,24 @@ def test_grid_cli_rejects_what_cannot_run(workdir, tmp_path, capsys):
     with temporary_settings(restore_defaults={PREFECT_API_URL}):  # no server (even if a test harness runs)
         assert main(["--params", str(path), "grid", "--deployment", "arena-cell/gpu"]) == 2
     assert "needs a Prefect server: set PREFECT_API_URL" in capsys.readouterr().err
+
+
+def test_step_budgets_by_task_by_arch_and_a_tuning_trials_share(raw_params):
+    from components.spec import resolve
+
+    raw_params["tasks"]["digits"] = {"kind": "digits"}
+    raw_params["finetune"].update(steps=10, warmup_steps=4, eval_every=4, steps_by_task={"listops": 40},
+                                  steps_by_arch={"s4d": 70})
+    raw_params["tuning"].update(trials=2, budget_share=0.5, space={"finetune.lr": {"low": 1e-4, "high": 1e-2, "log": True}})
+    params = parse_params(raw_params)
+    from components.selection import defaults
+
+    steps = lambda cell: resolve(params, cell, None if cell.trial is not None else defaults()).finetune  # noqa: E731
+    assert steps(Cell("listops", "transformer", "scratch", 0)).steps == 40  # the task's budget
+    assert steps(Cell("digits", "transformer", "scratch", 0)).steps == 10  # the default
+    assert steps(Cell("listops", "s4d", "scratch", 0)).steps == 70  # the arch's, first
+    trial = steps(Cell("listops", "transformer", "scratch", 1000, trial=0))
+    assert (trial.steps, trial.warmup_steps, trial.eval_every) == (20, 2, 2)  # a trial trains on half of it
+    raw_params["finetune"]["steps_by_task"] = {"nope": 5}
+    with pytest.raises(ConfigError, match="finetune.steps_by_task: 'nope' is not defined"):
+        parse_params(raw_params)

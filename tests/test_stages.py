@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from components import paths, tracking
 from components.config import PRETRAINING, parse_params
-from components.grid import Cell, cells, skip_reason
+from components.grid import Cell, cells, excluded, skip_reason
 from components.spec import resolve
 from components.stages import evaluate, finetune, materialize, pretrain, report
 from components.training import checkpoint
@@ -48,13 +48,14 @@ def test_pipeline_writes_report_tracks_runs_and_keeps_test_out_of_training(workd
     grid = pd.read_csv(paths.report_dir() / "grid.csv")
     runnable = [c for c in cells(tiny_params) if skip_reason(tiny_params, c) is None]
     assert {"task", "arch", "init", "status", "n_seeds", "acc_mean", "acc_std", "note"} <= set(grid.columns)
-    assert len(grid) == len(tiny_params.grid.archs) * len(tiny_params.grid.inits)
+    listed = {(c.task, c.arch, c.init, c.fraction) for c in cells(tiny_params) if not excluded(tiny_params, c)}
+    assert len(grid) == len(listed) < len(cells(tiny_params))  # excluded cells are counted, not listed
     done = grid[grid["status"] == "ok"]
     assert len(done) == len(runnable) and done["acc_mean"].between(0, 100).all()
     assert set(zip(done["arch"], done["init"])) == {(c.arch, c.init) for c in runnable}
-    skipped = grid.set_index(["arch", "init"]).loc[("fpt", "scratch")]
-    assert skipped["status"] == "skipped 1/1" and "grid.exclude" in skipped["note"]
+    assert ("fpt", "scratch") not in set(zip(grid["arch"], grid["init"]))
     md = (paths.report_dir() / "grid.md").read_text()
+    assert "left out by `grid.exclude`" in md
     assert "| transformer | masked_spt |" in md and "causal_spt needs a causal model" in md
 
     client = MlflowClient(tracking.tracking_uri())
@@ -147,8 +148,9 @@ def test_git_commit_is_dirty_for_changed_inputs_not_for_what_a_run_writes(tmp_pa
 
 
 def test_arena_run_is_one_unit_end_to_end(workdir, raw_params, capsys):
-    """`arena run`: data materialized when missing, one pretraining, then each fraction finetuned
-    and tested; one MLflow pretraining run and one finetune run per fraction."""
+    """`arena run`: data materialized when missing, then per fraction a self-pretraining on that
+    fraction's labelled rows, finetuned and tested on the same rows: one MLflow pretraining run
+    and one finetune run per fraction."""
     import yaml
 
     from flows.cli import main
@@ -165,5 +167,5 @@ def test_arena_run_is_one_unit_end_to_end(workdir, raw_params, capsys):
         assert record["status"] == "ok" and 0 <= record["test_accuracy"] <= 1
     client = MlflowClient(tracking.tracking_uri())
     exp = client.get_experiment_by_name(raw_params["tracking"]["experiment"])
-    assert len(client.search_runs([exp.experiment_id], "tags.stage = 'pretrain'")) == 1
+    assert len(client.search_runs([exp.experiment_id], "tags.stage = 'pretrain'")) == 2
     assert len(client.search_runs([exp.experiment_id], "tags.stage = 'finetune'")) == 2

@@ -11,9 +11,9 @@ from components.config.archs import (ArchCfg, DLRCfg, FPTCfg, LaSCfg, LaSChunkCf
 from components.config.base import ConfigError, Frozen
 from components.config.grid import ExcludeRule, GridCfg
 from components.config.params import Params, PrefectCfg, TrackingCfg, load_params, lookup, parse_params
-from components.config.tasks import (CONTOUR_LENGTH, UNTRAINABLE, AanCfg, BitMemoryCfg, BitXORCfg, Cifar10Cfg,
-                                     DigitsCfg, ImdbCfg, ListOpsCfg, MnistCfg, PathfinderCfg, RemoteHomologyCfg,
-                                     TaskCfg)
+from components.config.tasks import (CONTOUR_LENGTH, PATCH_TASKS, UNTRAINABLE, AanCfg, BitMemoryCfg, BitXORCfg,
+                                     Cifar10Cfg, DigitsCfg, ImdbCfg, ListOpsCfg, MnistCfg, PathfinderCfg,
+                                     RemoteHomologyCfg, TaskCfg)
 from components.config.training import (FROZEN, INIT_KINDS, LANGUAGE_PRETRAINED, PRETRAINING, InitCfg, OptimCfg,
                                         Phase)
 from components.config.tuning import TUNABLE, Range, TuningCfg
@@ -21,8 +21,8 @@ from components.config.tuning import TUNABLE, Range, TuningCfg
 __all__ = [
     "ArchCfg", "DLRCfg", "FPTCfg", "LaSCfg", "LaSChunkCfg", "LSTMCfg", "S4DCfg", "TransformerCfg",
     "ConfigError", "Frozen", "ExcludeRule", "GridCfg", "Params", "PrefectCfg", "TrackingCfg", "load_params",
-    "lookup", "parse_params", "CONTOUR_LENGTH", "UNTRAINABLE", "AanCfg", "BitMemoryCfg", "BitXORCfg",
-    "Cifar10Cfg", "DigitsCfg", "ImdbCfg", "ListOpsCfg", "MnistCfg", "PathfinderCfg", "RemoteHomologyCfg",
+    "lookup", "parse_params", "CONTOUR_LENGTH", "PATCH_TASKS", "UNTRAINABLE", "AanCfg", "BitMemoryCfg",
+    "BitXORCfg", "Cifar10Cfg", "DigitsCfg", "ImdbCfg", "ListOpsCfg", "MnistCfg", "PathfinderCfg", "RemoteHomologyCfg",
     "TaskCfg", "FROZEN", "INIT_KINDS", "LANGUAGE_PRETRAINED", "PRETRAINING", "InitCfg", "OptimCfg", "Phase",
     "TUNABLE", "Range", "TuningCfg",
 ]

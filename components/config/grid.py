@@ -12,22 +12,24 @@ class ExcludeRule(Frozen):
     task: list[str] = []
     arch: list[str] = []
     init: list[str] = []
+    fraction: list[float] = []  # e.g. {task: listops, fraction: 0.1}: that task at full labels only
 
     @model_validator(mode="before")
     @classmethod
     def _listify(cls, raw):
         if isinstance(raw, dict):
-            return {k: [v] if isinstance(v, str) else v for k, v in raw.items()}
+            return {k: [v] if isinstance(v, (str, float, int)) and not isinstance(v, bool) else v
+                    for k, v in raw.items()}
         return raw
 
-    def matches(self, task: str, arch: str, init: str) -> bool:
-        return all(not values or value in values
-                   for values, value in ((self.task, task), (self.arch, arch), (self.init, init)))
+    def matches(self, task: str, arch: str, init: str, fraction: float) -> bool:
+        return all(not values or value in values for values, value in
+                   ((self.task, task), (self.arch, arch), (self.init, init), (self.fraction, fraction)))
 
 
 class GridCfg(Frozen):
-    """The product tasks x archs x inits x seeds x fractions, minus `exclude`. `fractions` finetunes
-    on nested subsets of the labelled training rows (pretraining always sees all of them)."""
+    """The product tasks x archs x inits x seeds x fractions, minus `exclude`. `fractions` trains
+    on nested subsets of the labelled training rows (self-pretraining on the same subset)."""
 
     tasks: list[str] = Field(min_length=1)
     archs: list[str] = Field(min_length=1)

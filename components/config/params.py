@@ -25,6 +25,7 @@ class PrefectCfg(Frozen):
 
     concurrency: int = Field(1, ge=1)  # units at once: threads here, or runs on the work pool
     deployment: Optional[str] = None  # "arena-cell/<name>" (prefect.yaml) sends units to a work pool
+    threads: Optional[int] = Field(None, ge=1)  # torch CPU threads while units run here; None: cores / concurrency
 
 
 class Params(Frozen):
@@ -65,6 +66,9 @@ class Params(Frozen):
             for arch in self.grid.archs:
                 if arch not in cfg.lr:
                     raise ValueError(f"{phase}.lr: no learning rate for arch '{arch}'")
+            for task in cfg.steps_by_task:
+                if task not in self.tasks:
+                    raise ValueError(f"{phase}.steps_by_task: '{task}' is not defined (known: {sorted(self.tasks)})")
             for arch in cfg.steps_by_arch:
                 if arch not in self.archs:
                     raise ValueError(f"{phase}.steps_by_arch: '{arch}' is not defined (known: {sorted(self.archs)})")

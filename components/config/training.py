@@ -21,11 +21,13 @@ Beta = Annotated[float, Field(ge=0, lt=1)]  # AdamW's decay rates
 
 class OptimCfg(Frozen):
     """One training phase (pretraining or finetuning): AdamW, linear warmup, then cosine decay to 0
-    or a constant rate. The budget is `steps`, or `epochs` over the training rows; `steps_by_arch`
-    overrides it for named architectures (the report shows every cell's steps)."""
+    or a constant rate. The budget is `steps`, or `epochs` over the training rows; `steps_by_task`
+    overrides it for named tasks (ListOps needs longer than the digits), and `steps_by_arch` for
+    named architectures, first (the report shows every cell's steps)."""
 
     steps: Optional[int] = Field(None, ge=1)
     epochs: Optional[float] = Field(None, gt=0)
+    steps_by_task: dict[str, Annotated[int, Field(ge=1)]] = {}
     steps_by_arch: dict[str, Annotated[int, Field(ge=1)]] = {}
     batch_size: int = Field(32, ge=1)
     lr: dict[str, PositiveFloat]  # per architecture name: the archs' good learning rates differ (calibration)
@@ -46,13 +48,15 @@ class OptimCfg(Frozen):
             raise ValueError("set exactly one of steps and epochs")
         return self
 
-    def for_arch(self, arch: str) -> "Phase":
-        """This phase as one architecture runs it: its learning rate and step budget, flat."""
+    def for_arch(self, arch: str, task: str | None = None) -> "Phase":
+        """This phase as one architecture runs it (on `task`): its learning rate and step budget, flat."""
         if arch not in self.lr:
             raise ConfigError(f"no learning rate for arch '{arch}' in this phase's `lr`")
-        d = self.model_dump(exclude={"lr", "steps_by_arch"})
+        d = self.model_dump(exclude={"lr", "steps_by_arch", "steps_by_task"})
         if arch in self.steps_by_arch:
             d.update(steps=self.steps_by_arch[arch], epochs=None)
+        elif task in self.steps_by_task:
+            d.update(steps=self.steps_by_task[task], epochs=None)
         return Phase(**d, lr=self.lr[arch])
 
 
@@ -79,6 +83,16 @@ class Phase(Frozen):
         """Steps: `steps`, else `epochs` over `n_rows` training rows."""
         return self.steps if self.steps is not None else math.ceil(self.epochs * n_rows / self.batch_size)
 
+    def shortened(self, share: float) -> "Phase":
+        """The same phase on `share` of its budget (a tuning trial's), warmup and intervals with it."""
+        if share == 1.0:
+            return self
+        cut = lambda n: max(1, round(n * share))  # noqa: E731
+        return self.model_copy(update={
+            "steps": None if self.steps is None else cut(self.steps),
+            "epochs": None if self.epochs is None else self.epochs * share,
+            "warmup_steps": round(self.warmup_steps * share), "eval_every": cut(self.eval_every)})
+
 
 class InitCfg(Frozen):
     """How a cell's backbone starts. `scratch`: seeded random weights. `masked_spt` / `causal_spt`:
@@ -88,10 +102,13 @@ class InitCfg(Frozen):
     `pretrained_full`: the language-pretrained backbone with every weight trained.
     `pretrain_share` with `total_steps` makes the cell compute-tied: pretraining takes that share of
     `total_steps` and finetuning the rest (the SPT paper's Appendix D); set `total_steps` to what the
-    `scratch` arm gets to compare at equal compute."""
+    `scratch` arm gets to compare at equal compute. Self-pretraining sees the cell's labelled rows
+    (`pretrain_rows: labelled`, the SPT paper's protocol); `all` pretrains on every training input
+    whatever the label fraction, a semi-supervised setting the report names as such."""
 
     kind: Literal[INIT_KINDS]
     mask_ratio: Optional[float] = Field(None, gt=0, lt=1)  # masked_spt; None: the task's mask_ratio
+    pretrain_rows: Literal["labelled", "all"] = "labelled"
     pretrain_share: Optional[float] = Field(None, gt=0, lt=1)
     total_steps: Optional[int] = Field(None, ge=2)
 
@@ -101,6 +118,8 @@ class InitCfg(Frozen):
             raise ValueError("pretrain_share and total_steps go together (a compute-tied budget)")
         if self.mask_ratio is not None and self.kind != "masked_spt":
             raise ValueError(f"mask_ratio applies to masked_spt only (kind is {self.kind})")
+        if self.pretrain_rows != "labelled" and self.kind not in PRETRAINING:
+            raise ValueError(f"pretrain_rows applies to masked_spt and causal_spt only (kind is {self.kind})")
         if self.pretrain_share is not None and self.kind not in PRETRAINING:
             raise ValueError(f"pretrain_share applies to masked_spt and causal_spt only (kind is {self.kind})")
         return self

@@ -7,7 +7,8 @@ scores about 75% at mask_prob 0.5, so that is the baseline to beat, not 50%.
 Bit XOR: two random strings in {0, 1}; input (2, n_bits), target their element-wise XOR.
 FPT draws a fresh batch every step; here each split is drawn once (from its own stream of the
 seed) so every arm trains and is tested on the same rows. With 5-bit XOR only 1,024 inputs
-exist, so splits necessarily share inputs, as FPT's fresh draws do.
+exist, so splits necessarily share inputs, as FPT's fresh draws do. Models read each row in
+tokens of `patch_size` values (meta `patch_size`), the last row's tokens giving the output bits.
 """
 from __future__ import annotations
 
@@ -56,5 +57,5 @@ def generate(cfg: BitMemoryCfg | BitXORCfg) -> dict[str, pd.DataFrame]:
 
 def meta(cfg: BitMemoryCfg | BitXORCfg) -> dict:
     n_rows = cfg.n_patterns + 1 if cfg.kind == "bit_memory" else 2
-    return {"kind": "bits", "shape": [n_rows, cfg.n_bits], "target_bits": cfg.n_bits, "n_classes": 2,
-            "source": {"generator": cfg.kind, **cfg.model_dump(exclude={"source"})}}
+    return {"kind": "bits", "shape": [n_rows, cfg.n_bits], "target_bits": cfg.n_bits, "patch_size": cfg.patch_size,
+            "n_classes": 2, "source": {"generator": cfg.kind, **cfg.model_dump(exclude={"source"})}}

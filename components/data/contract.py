@@ -5,7 +5,8 @@ Meta fields by kind (materialize adds task, rows, length statistics and file che
 - every kind: `kind`, `n_classes`, `source` (generator settings, or the files read with their sha256)
 - tokens, pairs: `vocab` (token strings in id order), `pad_id`, `mask_id`
 - pixels: `shape` [H, W, C], `levels` (gray levels: 256, the digits 17)
-- bits: `shape` [rows, n_bits] of one input, `target_bits`
+- bits: `shape` [rows, n_bits] of one input, `target_bits` (bits of the last row), `patch_size` (values per
+  model token; divides n_bits)
 """
 from __future__ import annotations
 

@@ -36,18 +36,25 @@ def write_split(df: pd.DataFrame, path: Path, kind: str = "tokens") -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=False)
 
 
+def _table(path: Path) -> pa.Table:
+    """The split's Parquet table; a missing file says how to make it, an unreadable one is a DataError."""
+    from components.data.contract import DataError
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: dataset split missing; run `arena materialize` or `dvc repro`")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+
+
 def read_split(path: Path, kind: str = "tokens", column: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (values (T,) int64, offsets (R+1,) int64, labels (R,) int64) for fast batching.
     Every row is checked against the kind's schema: a missing column, another type, or a null
     input or label is a DataError naming the file, row and column."""
     from components.data.contract import DataError
 
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: dataset split missing; run `arena materialize` or `dvc repro`")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+    table = _table(path)
     expected = SCHEMAS[kind]
     for name in (column, "label"):
         if name not in table.column_names:
@@ -68,3 +75,35 @@ def read_split(path: Path, kind: str = "tokens", column: str = "input") -> tuple
     values = col.values.to_numpy().astype(np.int64)
     offsets = col.offsets.to_numpy().astype(np.int64)
     return values, offsets, labels.to_numpy().astype(np.int64)
+
+
+def read_bits(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A bits split as (inputs (R, T) int8, targets (R, n_bits) int8), T the values of one input
+    (meta `shape` flattened). Every row must have the first row's lengths; a missing column,
+    another type, a null or a ragged row is a DataError naming the file, row and column."""
+    from components.data.contract import DataError
+
+    table = _table(path)
+    out = []
+    for name in ("input", "target"):
+        if name not in table.column_names:
+            raise DataError(f"{path}: column '{name}' is missing (has {', '.join(table.column_names)})")
+        if not table.schema.field(name).type.equals(SCHEMAS["bits"].field(name).type):
+            raise DataError(f"{path}: column '{name}' is {table.schema.field(name).type}, expected "
+                            f"{SCHEMAS['bits'].field(name).type} (bits task)")
+        col = table.column(name).combine_chunks()
+        if col.null_count:
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataError(f"{path}: row {row}, column '{name}': null")
+        offsets = col.offsets.to_numpy()
+        if col.values.null_count:
+            at = int(np.flatnonzero(col.values.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataError(f"{path}: row {int(np.searchsorted(offsets, at, side='right')) - 1}, column '{name}': "
+                            "a null element")
+        lengths = np.diff(offsets)  # (R,)
+        width = int(lengths[0]) if len(lengths) else 0
+        if (ragged := np.flatnonzero(lengths != width)).size:
+            raise DataError(f"{path}: row {int(ragged[0])}, column '{name}': {int(lengths[ragged[0]])} values, "
+                            f"row 0 has {width}")
+        out.append(col.values.to_numpy().astype(np.int8).reshape(len(lengths), width))  # (R, width)
+    return out[0], out[1]

@@ -9,7 +9,7 @@ from torch import nn
 
 from components.config import ArchCfg
 from components.models.attention import SelfAttention
-from components.models.backbone import Backbone, Classifier, MaskedLM
+from components.models.backbone import Backbone, BitClassifier, Classifier, Embed, MaskedLM, input_layer
 from components.models.las import LaSAttention, LaSChunkAttention
 from components.models.local_attention import BlockLocalAttention
 from components.models.lstm import LSTMMixer
@@ -24,15 +24,14 @@ MIXERS = {"transformer": _attention, "las": LaSAttention, "las_chunk": LaSChunkA
           "s4d": S4D, "dlr": S4D, "lstm": LSTMMixer}
 
 
-def _stacked(cfg: ArchCfg, vocab_size: int, pad_id: int, pretrained: bool) -> Backbone:
-    return Backbone(vocab_size, cfg.d_model, cfg.n_layers, partial(MIXERS[cfg.kind], cfg), cfg.ff_mult,
-                    cfg.positions, pad_id)
+def _stacked(cfg: ArchCfg, embed: Embed, pretrained: bool) -> Backbone:
+    return Backbone(embed, cfg.d_model, cfg.n_layers, partial(MIXERS[cfg.kind], cfg), cfg.ff_mult, cfg.positions)
 
 
-def _language_model(cfg: ArchCfg, vocab_size: int, pad_id: int, pretrained: bool) -> nn.Module:
+def _language_model(cfg: ArchCfg, embed: Embed, pretrained: bool) -> nn.Module:
     from components.models.fpt import LMBackbone  # lazy: needs Hugging Face transformers
 
-    return LMBackbone(cfg, vocab_size, pad_id, pretrained)
+    return LMBackbone(cfg, embed, pretrained)
 
 
 BUILDERS = {**{kind: _stacked for kind in MIXERS}, "fpt": _language_model}
@@ -43,15 +42,21 @@ BUILDERS = {**{kind: _stacked for kind in MIXERS}, "fpt": _language_model}
 _GLOBAL_RNG = threading.Lock()
 
 
-def build_backbone(cfg: ArchCfg, vocab_size: int, pad_id: int, seed: int, pretrained: bool = False) -> nn.Module:
+def build_backbone(cfg: ArchCfg, vocab_size: int | None, pad_id: int | None, seed: int, pretrained: bool = False,
+                   input_dim: int | None = None) -> nn.Module:
     """The backbone (tokens, mask) -> (B, L, D) with its initial weights drawn from `seed`
-    (inside a forked RNG, so the caller's global RNG state is left as it was). `pretrained`
-    loads a language model's weights (kind fpt only; the others have none)."""
+    (inside a forked RNG, so the caller's global RNG state is left as it was). Inputs are token
+    ids of a `vocab_size` vocabulary, or with `input_dim` (and no vocabulary) continuous patches
+    (B, L, input_dim) through a linear projection. `pretrained` loads a language model's
+    weights (kind fpt only; the others have none)."""
     if pretrained and cfg.kind != "fpt":
         raise ValueError(f"arch kind {cfg.kind} has no language-pretrained weights")
+    if (vocab_size is None) == (input_dim is None):
+        raise ValueError("build_backbone takes either a vocab_size (token inputs) or an input_dim (patch inputs)")
+    embed = partial(input_layer, vocab_size=vocab_size, pad_id=pad_id, input_dim=input_dim)
     with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        backbone = BUILDERS[cfg.kind](cfg, vocab_size, pad_id, pretrained)
+        backbone = BUILDERS[cfg.kind](cfg, embed, pretrained)
         if getattr(cfg, "rand_init", False):  # Amos et al.: reset every parameter to N(0, 0.1)
             with torch.no_grad():
                 for p in backbone.parameters():
@@ -78,4 +83,4 @@ def ssm_kernels(backbone: nn.Module, L: int) -> list[torch.Tensor]:
 
 
 __all__ = ["MIXERS", "BUILDERS", "build_backbone", "new_head", "count_parameters", "ssm_kernels",
-           "Classifier", "MaskedLM"]
+           "BitClassifier", "Classifier", "MaskedLM"]

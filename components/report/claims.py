@@ -194,10 +194,14 @@ def _judge(tests: list[_Test]) -> list[Verdict]:
 def check(results: pd.DataFrame, archs: dict, inits: dict) -> list[Verdict]:
     """One verdict per claim, comparison and (task, label fraction) from per-cell results (columns
     task, arch, init, seed, fraction, status, test_accuracy, steps, val_rising, majority_accuracy).
-    SPT arms are the self-pretraining inits with their own budgets; compute-tied ones answer
-    "SPT beats scratch at equal compute"."""
-    spt = [n for n, c in inits.items() if c.kind in ("masked_spt", "causal_spt") and c.total_steps is None]
-    tied = [n for n, c in inits.items() if c.kind in ("masked_spt", "causal_spt") and c.total_steps is not None]
+    SPT arms are the self-pretraining inits with their own budgets that pretrain on the cell's
+    labelled rows (the papers' protocol); compute-tied ones answer "SPT beats scratch at equal
+    compute"; inits that pretrain on every input (`pretrain_rows: all`) are semi-supervised, a
+    different question, and make no SPT claim."""
+    own = {n: c for n, c in inits.items() if c.kind in ("masked_spt", "causal_spt")
+           and getattr(c, "pretrain_rows", "labelled") == "labelled"}
+    spt = [n for n, c in own.items() if c.total_steps is None]
+    tied = [n for n, c in own.items() if c.total_steps is not None]
     fam = _families(archs)
     results = results.copy()
     for col in ("pretrain_steps", "finetune_steps", "val_rising", "majority_accuracy", "test_accuracy"):

@@ -27,10 +27,13 @@ def state_size(cfg: ArchCfg) -> int | None:
 
 
 @torch.no_grad()
-def flops_per_token(model: torch.nn.Module, length: int, vocab: int) -> float:
-    """Forward FLOPs (matmul and attention only) per token for one sequence of `length` tokens."""
+def flops_per_token(model: torch.nn.Module, length: int, vocab: int | None, input_dim: int | None = None) -> float:
+    """Forward FLOPs (matmul and attention only) per token for one sequence of `length` tokens
+    (ids of a `vocab` vocabulary, or with `input_dim` patches of that many values in {-1, 0, 1})."""
     device = next(model.parameters()).device
-    tokens = torch.randint(2, vocab, (1, length), generator=torch.Generator().manual_seed(0)).to(device)  # (1, L)
+    gen = torch.Generator().manual_seed(0)
+    tokens = (torch.randint(2, vocab, (1, length), generator=gen) if input_dim is None  # (1, L)
+              else torch.randint(-1, 2, (1, length, input_dim), generator=gen).float()).to(device)  # (1, L, P)
     mask = torch.ones(1, length, dtype=torch.bool, device=device)  # (1, L)
     was = model.training
     model.eval()

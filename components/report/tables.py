@@ -189,9 +189,36 @@ def _derived(x, flops: bool = False) -> str:
     return f"{x / 1e6:.2f} M" if flops and x >= 1e6 else f"{x / 1e3:.1f} k" if flops else f"{int(x):,}"
 
 
+def headline(verdicts: list[Verdict], table: pd.DataFrame, scale: str = "") -> str:
+    """The report's first paragraph: which claims hold and which do not, at what scale and training
+    budget (`scale`), and the chance baseline of each task."""
+    by: dict[str, list[str]] = {}
+    for v in verdicts:
+        if v.verdict != NOT_RUN:
+            by.setdefault(v.verdict, []).append(f"{v.claim} ({v.task}: {v.difference:+.1f})"
+                                                 if v.difference == v.difference else f"{v.claim} ({v.task})")
+    if not by:
+        parts = ["No claim of the three papers could be tested on this grid's arms."]
+    else:
+        n = sum(len(x) for x in by.values())
+        parts = [f"Of {n} claim comparisons, {len(by.get('holds', []))} hold after Holm's correction"
+                 + (f": {'; '.join(by['holds'])}." if by.get("holds") else ".")]
+        for verdict, said in (("contradicted", "Contradicted"), ("inconclusive", "Inconclusive")):
+            if by.get(verdict):
+                parts.append(f"{said}: {'; '.join(by[verdict])}.")
+        rest = {k: v for k, v in by.items() if k not in ("holds", "contradicted", "inconclusive")}
+        if rest:
+            parts.append("Without a verdict: " + "; ".join(f"{k} {len(v)}" for k, v in rest.items()) + ".")
+    chance = table.groupby("task", sort=False)["majority_pct"].mean().dropna() if "majority_pct" in table else []
+    if len(chance):
+        parts.append("Majority-class (chance) test accuracy: "
+                     + ", ".join(f"{t} {c:.1f}%" for t, c in chance.items()) + ".")
+    return " ".join(([scale] if scale else []) + parts)
+
+
 def document(table: pd.DataFrame, verdicts: list[Verdict], refs: pd.DataFrame, settings: dict[str, str],
              figures: dict[str, list[Figure]], context: str, budget_table: pd.DataFrame | None = None,
-             tuning_note: str = "") -> list[Block]:
+             tuning_note: str = "", scale: str = "") -> list[Block]:
     """The report: claims with intervals, the tuning budget, then per task the grid with the papers'
     numbers and its figures. `settings[task]` says how our setting differs from the papers' ("" when
     it does not); `figures[task]` are drawn under the task's table; `context` is a line on what ran where."""
@@ -200,6 +227,7 @@ def document(table: pd.DataFrame, verdicts: list[Verdict], refs: pd.DataFrame, s
     versions = sorted({str(v) for v in table.get("derived_by", pd.Series(dtype=object)).dropna()})
     blocks: list[Block] = [
         Heading("Comparison grid", 1),
+        Paragraph("**Headline.** " + headline(verdicts, table, scale)),
         Paragraph(context),
         Paragraph("Test accuracy (%) at the best-validation checkpoint: mean ± std over seeds [95% t interval of "
                   "the mean]; Δ is the change against `scratch` for the same task, architecture and label fraction. "

@@ -1,4 +1,5 @@
-"""Helpers shared by the stages: device choice, seeds, reading a task's splits, resume files."""
+"""Helpers shared by the stages: device choice, seeds, reading a task's splits and the model inputs
+and head they call for, resume files."""
 from __future__ import annotations
 
 import hashlib
@@ -14,10 +15,11 @@ import torch
 
 from components import paths, records
 from components.atomic import file_sha256
-from components.data.batching import TokenSplit, train_stream
+from components.data.batching import BitSplit, TokenSplit, train_stream
 from components.data.contract import DataError
-from components.data.parquet import read_split
+from components.data.parquet import read_bits, read_split
 from components.grid import Cell
+from components.models import BitClassifier, Classifier
 from components.records import DataMeta
 from components.training.loop import BatchesFrom
 
@@ -42,16 +44,40 @@ def derive_seed(seed: int, purpose: str) -> int:
 
 
 def load_meta(task: str) -> DataMeta:
-    """The task's meta.json as a token model sees it (pixel tasks: one token per intensity)."""
-    return records.load(DataMeta, paths.meta_path(task)).as_tokens()
+    """The task's meta.json as a model sees it: token ids (pixel tasks: one token per intensity),
+    or for bit tasks patch vectors of `patch_size` values."""
+    meta = records.load(DataMeta, paths.meta_path(task))
+    if meta.kind != "bits":
+        return meta.as_tokens()
+    if meta.patch_size is None:  # materialized before bit tasks were trainable
+        raise DataError(f"{paths.meta_path(task)}: no patch_size; run `arena materialize --task {task}` "
+                        "(or `dvc repro`) to rebuild it")
+    return meta
 
 
-def load_split(task: str, split: str, max_length: int | None = None) -> TokenSplit:
-    """A split as token ids, every row checked: the file is the one meta.json fingerprints, it has
-    rows, each row has tokens (at most `max_length`: the model's positions), and every label and
-    token id is in range. A DataError names the file, row and column otherwise."""
+def backbone_inputs(meta: DataMeta) -> dict:
+    """build_backbone's input keywords for the task: its token vocabulary and padding id, or for
+    bit tasks the width of a patch (a linear input projection instead of a token table)."""
+    if meta.kind == "bits":
+        return {"vocab_size": None, "pad_id": None, "input_dim": meta.patch_size}
+    return {"vocab_size": len(meta.vocab), "pad_id": meta.pad_id}
+
+
+def head_for(meta: DataMeta) -> tuple[type, int]:
+    """The finetuning head and its output size: two logits per target bit read from the query
+    row's tokens (bit tasks), else pooled logits over the task's classes."""
+    return (BitClassifier, meta.target_bits) if meta.kind == "bits" else (Classifier, meta.n_classes)
+
+
+def load_split(task: str, split: str, max_length: int | None = None) -> TokenSplit | BitSplit:
+    """A split as token ids (bit tasks: patch vectors), every row checked: the file is the one
+    meta.json fingerprints, it has rows, each row has tokens (at most `max_length`: the model's
+    positions), and every label and token id is in range. A DataError names the file, row and
+    column otherwise."""
     path, meta = paths.split_path(task, split), records.load(DataMeta, paths.meta_path(task))
     verify_fingerprint(meta, split)
+    if meta.kind == "bits":
+        return _bit_split(path, load_meta(task), split, max_length)
     values, offsets, labels = read_split(path, meta.kind)
     if len(labels) == 0:
         raise DataError(f"{path}: the {split} split has no rows")
@@ -71,6 +97,26 @@ def load_split(task: str, split: str, max_length: int | None = None) -> TokenSpl
                         f"({n_ids} {'levels' if meta.kind == 'pixels' else 'ids'} in meta.json)")
     offset = meta.token_offset
     return TokenSplit(values + offset if offset else values, offsets, labels)
+
+
+def _bit_split(path: Path, meta: DataMeta, split: str, max_length: int | None) -> BitSplit:
+    """A bits split as patch tokens: each input has meta `shape`'s values in {-1, 0, +1} and
+    `target_bits` targets in {0, 1}, and its tokens fit the model's positions."""
+    inputs, targets = read_bits(path)  # (R, T), (R, n_bits)
+    if len(targets) == 0:
+        raise DataError(f"{path}: the {split} split has no rows")
+    for name, got, want, allowed in (("input", inputs, int(np.prod(meta.shape)), (-1, 0, 1)),
+                                     ("target", targets, meta.target_bits, (0, 1))):
+        if got.shape[1] != want:
+            raise DataError(f"{path}: row 0, column '{name}': {got.shape[1]} values, meta.json gives {want}")
+        if (bad := np.argwhere(~np.isin(got, allowed))).size:
+            row, col = map(int, bad[0])
+            raise DataError(f"{path}: row {row}, column '{name}': {int(got[row, col])} is not one of {list(allowed)}")
+    tokens = inputs.shape[1] // meta.patch_size
+    if max_length is not None and tokens > max_length:
+        raise DataError(f"{path}: row 0, column 'input': {tokens} tokens of {meta.patch_size} bits, more than the "
+                        f"model's {max_length} positions")
+    return BitSplit.from_rows(inputs, targets, meta.patch_size)
 
 
 def verify_fingerprint(meta: DataMeta, split: str) -> None:

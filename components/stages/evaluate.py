@@ -1,23 +1,22 @@
 """Evaluate one cell on its test split with the best-validation weights from finetuning, add
-`test_accuracy` to the cell's MLflow run, and write metrics/<task>/<arch>/<init>/seed<seed>/frac<f>.json,
-with the derived metrics (state size, FLOPs per token) and the code version that computed them.
-This is the only stage that reads a test split, and only for grid cells: a tuning trial's record
-is its validation result (artifacts/tuning/.../trial<t>/frac<f>.json), so selection never sees
-test rows. A skipped or diverged cell gets a record that says so, without a test number."""
+`test_accuracy` (bit tasks: per bit) to the cell's MLflow run, and write
+metrics/<task>/<arch>/<init>/seed<seed>/frac<f>.json, with the derived metrics (state size, FLOPs
+per token) and the code version that computed them. This is the only stage that reads a test
+split, and only for grid cells: a tuning trial's record is its validation result
+(artifacts/tuning/.../trial<t>/frac<f>.json), so selection never sees test rows. A skipped or
+diverged cell gets a record that says so, without a test number."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from components import paths, records
 from components.evaluation import evaluate_classifier
 from components.grid import Cell
-from components.models import Classifier, build_backbone
+from components.models import build_backbone
 from components.records import CellRecord
 from components.spec import CellSpec
 from components.stages import skip
-from components.stages.common import load_meta, load_split, resolve_device
+from components.stages.common import backbone_inputs, head_for, load_meta, load_split, resolve_device
 from components.stages.finetune import load_info
 from components.training import checkpoint
 
@@ -39,7 +38,8 @@ def run(spec: CellSpec) -> Path:
         return out
     device, meta = resolve_device(spec.device), load_meta(cell.task)
     state, _ = checkpoint.load(paths.finetune_dir(cell) / "model.pt")
-    model = Classifier(build_backbone(spec.arch, len(meta.vocab), meta.pad_id, 0), meta.n_classes)
+    head, outputs = head_for(meta)
+    model = head(build_backbone(spec.arch, **backbone_inputs(meta), seed=0), outputs)
     model.load_state_dict(state)
     test_split = load_split(cell.task, "test", getattr(model.backbone, "max_len", None))
     test = evaluate_classifier(model.to(device), test_split, spec.finetune.eval_batch_size, meta.pad_id, device)
@@ -53,9 +53,10 @@ def run(spec: CellSpec) -> Path:
 
     record = info.model_copy(update={
         "test_accuracy": test["accuracy"], "test_loss": test["loss"], "n_test": len(test_split),
-        "majority_accuracy": float(np.bincount(test_split.labels).max() / len(test_split)),
+        "majority_accuracy": test_split.majority(),  # bit tasks: the commoner bit value's share, ~0.5
         "selection": spec.choice, "state_size": derived.state_size(spec.arch), "derived_by": code_version(),
-        "flops_per_token": derived.flops_per_token(model, round(meta.length["test"]["mean"]), len(meta.vocab))})
+        "flops_per_token": derived.flops_per_token(model, round(meta.model_length("test")),
+                                                   None if meta.vocab is None else len(meta.vocab), meta.patch_size)})
     records.save(record, out)
     _record(info.run_id, record)
     return out

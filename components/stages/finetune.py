@@ -1,6 +1,7 @@
 """Finetune one cell: load its initial backbone (artifacts/init/...), put a fresh classification
-head on top, train on the cell's labelled training rows with validation-based model selection,
-and write artifacts/finetune/<task>/<arch>/<init>/seed<seed>/frac<fraction>/{model.pt,info.json}
+head on top (for the bit tasks, per-bit logits), train on the cell's labelled training rows with
+validation-based model selection, and write
+artifacts/finetune/<task>/<arch>/<init>/seed<seed>/frac<fraction>/{model.pt,info.json}
 (a tuning trial's: artifacts/tuning/<task>/<arch>/<init>/trial<k>/frac<fraction>/).
 
 Every weight trains, except for the frozen inits (`fpt_frozen`, `fpt_random`), where attention
@@ -17,13 +18,13 @@ from components import paths, records
 from components.atomic import atomic_dir, file_sha256
 from components.config import FROZEN
 from components.evaluation import evaluate_classifier
-from components.models import Classifier, build_backbone, count_parameters, new_head
+from components.models import build_backbone, count_parameters, new_head
 from components.objectives import classification_loss
 from components.records import OK, CellRecord, InitInfo
 from components.spec import CellSpec
 from components.stages import skip
-from components.stages.common import (batches_from, clear_resume, derive_seed, label_rows, load_meta, load_split,
-                                      progress, resolve_device, resume_file)
+from components.stages.common import (backbone_inputs, batches_from, clear_resume, derive_seed, head_for, label_rows,
+                                      load_meta, load_split, progress, resolve_device, resume_file)
 from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 
@@ -33,14 +34,15 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
     if (blocked := skip.upstream(spec, "finetune")) is not None:
         return skip.write("finetune", cell, *blocked)
     cfg, device, init = spec.finetune, resolve_device(spec.device), spec.init
-    meta, init_dir = load_meta(cell.task), paths.init_dir(cell)
+    meta, init_dir = load_meta(cell.task), paths.init_dir(spec.start)
     state, _ = checkpoint.load(init_dir / "backbone.pt")
     init_info = records.load(InitInfo, init_dir / "info.json")
-    backbone = build_backbone(spec.arch, len(meta.vocab), meta.pad_id, derive_seed(cell.seed, "init"))
+    backbone = build_backbone(spec.arch, **backbone_inputs(meta), seed=derive_seed(cell.seed, "init"))
     backbone.load_state_dict(state)
     if init.kind in FROZEN:
         backbone.freeze()
-    model = new_head(Classifier, backbone, meta.n_classes, derive_seed(cell.seed, "finetune-head")).to(device)
+    head, outputs = head_for(meta)
+    model = new_head(head, backbone, outputs, derive_seed(cell.seed, "finetune-head")).to(device)
 
     limit = getattr(backbone, "max_len", None)  # positions of a language-pretrained backbone
     full, val_split, pad = load_split(cell.task, "train", limit), load_split(cell.task, "val", limit), meta.pad_id
@@ -50,7 +52,7 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
     batches = batches_from(train_split, cfg.batch_size, derive_seed(cell.seed, "finetune-order"), pad, device)
 
     def loss_fn(m, batch):
-        tokens, mask, labels = batch
+        tokens, mask, labels = batch  # bit tasks: patches (B, L, P), mask, per-bit targets (B, n_bits)
         return classification_loss(m(tokens, mask), labels)
 
     def evaluate(m):

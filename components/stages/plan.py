@@ -25,7 +25,7 @@ class Plan:
         """The cells to run as units of work: one per pretraining start, with its label fractions."""
         units: dict[Cell, list[CellSpec]] = {}
         for s in self.run:
-            units.setdefault(s.cell.start, []).append(s)
+            units.setdefault(s.start, []).append(s)
         return list(units.values())
 
 

@@ -25,21 +25,20 @@ from components.objectives import mask_tokens, masked_lm_loss, next_token_target
 from components.records import DataMeta, InitInfo
 from components.spec import CellSpec
 from components.stages import skip
-from components.stages.common import (batches_from, clear_resume, derive_seed, load_meta, load_split, progress,
-                                      resolve_device, resume_file)
+from components.stages.common import (backbone_inputs, batches_from, clear_resume, derive_seed, label_rows, load_meta,
+                                      load_split, progress, resolve_device, resume_file)
 from components.training import checkpoint
 from components.training.loop import Diverged, read_meta, train
 
 
 def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
-    """Initialize the backbone of `spec`'s pretraining start (any fraction of it: pretraining
-    sees every training row)."""
-    spec = spec.at(1.0)
-    cell = spec.cell.start
+    """Initialize the backbone of `spec`'s pretraining start (`CellSpec.start`)."""
+    spec = spec.at(spec.start.fraction)
+    cell = spec.cell
     if (blocked := skip.upstream(spec, "pretrain")) is not None:
         return skip.write("pretrain", cell, *blocked)
     meta, init = load_meta(cell.task), spec.init
-    backbone = build_backbone(spec.arch, len(meta.vocab), meta.pad_id, derive_seed(cell.seed, "init"),
+    backbone = build_backbone(spec.arch, **backbone_inputs(meta), seed=derive_seed(cell.seed, "init"),
                               pretrained=init.kind in LANGUAGE_PRETRAINED)
     info = {**cell.tags(), "seed": cell.seed, "init_kind": init.kind, "data_sha256": meta.sha256["train"],
             "init_hash": spec.init_hash}
@@ -68,7 +67,7 @@ def current(spec: CellSpec) -> bool:
     """Whether the start's initialization is already there, finished, from the same settings, code
     and data (a unit that was killed while finetuning then keeps it, and its finetuning's resume
     state). DVC never gets here with a stale one: it removes a stage's outputs before running it."""
-    folder = paths.init_dir(spec.cell.start)
+    folder = paths.init_dir(spec.start)
     if not (folder / "info.json").exists() or not (folder / "backbone.pt").exists():
         return False
     info = records.load(InitInfo, folder / "info.json")
@@ -86,6 +85,9 @@ def _self_pretrain(spec: CellSpec, meta: DataMeta, backbone, parent_run_id: str 
     limit = getattr(backbone, "max_len", None)  # positions of a language-pretrained backbone
     train_split, val_split = load_split(cell.task, "train", limit), load_split(cell.task, "val", limit)
     steps, _ = spec.budgets(len(train_split))
+    if cell.fraction != 1.0:  # the start's labelled rows, the very subset its cells finetune on
+        train_split = train_split.subset(label_rows(len(train_split), cell.fraction,
+                                                    derive_seed(spec.task.seed, "label-subset")))
     model = new_head(MaskedLM, backbone, vocab, derive_seed(cell.seed, "pretrain-head")).to(device)
     gen = torch.Generator().manual_seed(derive_seed(cell.seed, "pretrain-mask"))
     batches = batches_from(train_split, cfg.batch_size, derive_seed(cell.seed, "pretrain-order"), pad, device)
@@ -108,7 +110,7 @@ def _self_pretrain(spec: CellSpec, meta: DataMeta, backbone, parent_run_id: str 
     resume = resume_file("pretrain", cell, {
         "arch": spec.arch.model_dump(), "init": init.model_dump(), "phase": cfg.model_dump(),
         "task": spec.task.model_dump(), "data": meta.sha256["train"], "steps": steps,
-        "seed": cell.seed, "device": device.type, "bf16": spec.bf16, "compile": spec.compile})
+        "seed": cell.seed, "fraction": cell.fraction, "device": device.type, "bf16": spec.bf16, "compile": spec.compile})
     earlier = read_meta(resume)
     name = f"pretrain-{cell.name}"
     tags = {**cell.tags(), "stage": "pretrain", "objective": "causal" if causal else "masked",

@@ -13,7 +13,7 @@ import pandas as pd
 from components import paths, records, selection, tuning
 from components.atomic import atomic_path, write_text
 from components.config import Params
-from components.grid import Cell, arms, cells, trial_cells
+from components.grid import Cell, arms, cells, excluded, trial_cells
 from components.records import CellRecord
 from components.references import load as load_references
 from components.report import figures as fig
@@ -30,7 +30,9 @@ def _rows(cells_: list[Cell]) -> list[dict]:
 
 
 def collect(params: Params) -> pd.DataFrame:
-    return pd.DataFrame(_rows(cells(params)))
+    """One row per grid cell, except those a `grid.exclude` rule leaves out (a wide product with
+    rules would otherwise fill the tables with rows that were never meant to run)."""
+    return pd.DataFrame(_rows([c for c in cells(params) if not excluded(params, c)]))
 
 
 def collect_tuning(params: Params) -> tuple[pd.DataFrame, dict[tuple, dict]]:
@@ -73,7 +75,9 @@ def _tuning_text(params: Params) -> str:
                       for k, r in sorted(cfg.space.items()))
     return (f"Every (task, arch, init) arm had the same declared budget: {cfg.trials} trials, the same "
             f"quasi-random points (scrambled Sobol, seed {cfg.seed}) of the space {space}; arms that do not pretrain "
-            f"ignore `pretrain.*`. Trials train on seed {cfg.seed} and are scored on validation data only; "
+            f"ignore `pretrain.*`. Trials train on seed {cfg.seed}"
+            + (f", on {100 * cfg.budget_share:g}% of each phase's step budget," if cfg.budget_share < 1 else "")
+            + " and are scored on validation data only; "
             f"selection: {tuning.RULE}. The selected settings then ran on every grid seed, whose test splits were "
             "read once each. " + SPENT)
 
@@ -87,11 +91,33 @@ def setting_note(params: Params, task: str) -> str:
                          f"{cfg.n_train:,} training rows (LRA: 500–2000, depth 10, 96,000)")
         elif cfg.kind == "pathfinder":
             notes.append(f"{cfg.n_train:,} training images (LRA: 160,000)")
+    semi = [i for i in params.grid.inits if getattr(params.inits[i], "pretrain_rows", "labelled") == "all"]
+    if semi and any(f < 1.0 for f in params.grid.fractions):
+        notes.append(f"{', '.join(semi)} self-pretrain on every training input whatever the label fraction: "
+                     "semi-supervised, not the papers' protocol, so no SPT claim rests on them")
     if params.profile != "paper":
         sizes = ", ".join(f"{a} d{params.archs[a].d_model}×{params.archs[a].n_layers}" for a in params.grid.archs
                           if hasattr(params.archs[a], "d_model"))
         notes.append(f"models at `{params.profile}` sizes ({sizes})" if sizes else f"`{params.profile}` profile")
     return "; ".join(notes)
+
+
+def scale_note(params: Params, results: pd.DataFrame) -> str:
+    """At what scale and budget the grid ran, in a sentence for the report's headline."""
+    sizes = sorted({f"d{c.d_model}×{c.n_layers}" for a in params.grid.archs
+                    if (c := params.archs[a]) is not None and hasattr(c, "d_model")})
+    seeds = len(params.grid.seeds)
+    steps = []
+    for phase in ("pretrain", "finetune"):
+        col = pd.to_numeric(results.get(f"{phase}_steps", pd.Series(dtype=float)), errors="coerce")
+        col = col[results.get("status", pd.Series("ok", index=results.index)).fillna("ok") == "ok"]
+        col = col[col > 0]
+        if len(col):
+            lo, hi = int(col.min()), int(col.max())
+            steps.append(f"{phase} {lo:,}" + (f"–{hi:,}" if hi != lo else "") + " steps")
+    tuned = (f"{params.tuning.trials} tuning trials per arm" if params.tuning.trials > 1 else "no tuning")
+    return (f"Profile `{params.profile}`: models {', '.join(sizes) or 'as configured'}, {seeds} seed{'s' * (seeds != 1)} "
+            f"per cell, {tuned}, {' and '.join(steps) or 'no finished cell'} per cell.")
 
 
 def _histories(params: Params, results: pd.DataFrame, task: str) -> dict[str, pd.DataFrame]:
@@ -111,14 +137,14 @@ def _histories(params: Params, results: pd.DataFrame, task: str) -> dict[str, pd
 def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
     """{ssm arch: {init: per-layer max |kernel| curves}} from pretraining checkpoints on this machine."""
     from components.models import build_backbone
-    from components.stages.common import load_meta
+    from components.stages.common import backbone_inputs, load_meta
     from components.training import checkpoint
 
     out: dict[str, dict[str, list]] = {}
     if not paths.meta_path(task).exists():
         return out
     meta = load_meta(task)
-    length = int(meta.length["train"]["max"])
+    length = int(meta.model_length("train", "max"))
     for arch in params.grid.archs:
         if params.archs[arch].kind not in ("s4d", "dlr"):
             continue
@@ -127,7 +153,7 @@ def _kernels(params: Params, task: str) -> dict[str, dict[str, list]]:
             path = paths.init_dir(Cell(task, arch, init, params.grid.seeds[0])) / "backbone.pt"
             if kind not in ("scratch", "masked_spt", "causal_spt") or params.inits[init].total_steps or not path.exists():
                 continue
-            backbone = build_backbone(params.archs[arch], len(meta.vocab), meta.pad_id, 0)
+            backbone = build_backbone(params.archs[arch], **backbone_inputs(meta), seed=0)
             backbone.load_state_dict(checkpoint.load(path)[0])
             out.setdefault(arch, {})["scratch (init)" if kind == "scratch" else init] = fig.kernel_decay_curves(backbone, length)
     return out
@@ -173,13 +199,15 @@ def run(params: Params) -> list[Path]:
         curves.append(rows.assign(task=task))
     from components import tracking
 
-    context = (f"Profile `{params.profile}`, {len(results)} cells, code {tracking.git_commit()}. "
-               f"Built by `arena report` from metrics/ and the MLflow store.")
+    left_out = sum(excluded(params, c) for c in cells(params))
+    context = (f"Profile `{params.profile}`, {len(results)} cells"
+               + (f" ({left_out} more of the product left out by `grid.exclude`)" if left_out else "")
+               + f", code {tracking.git_commit()}. Built by `arena report` from metrics/ and the MLflow store.")
     trials, selections = collect_tuning(params)
     spent = budget(results, trials, selections)
     verdicts = check(results, params.archs, params.inits)
     blocks = document(table, verdicts, load_references(), {t: setting_note(params, t) for t in tasks}, drawn, context,
-                      spent, tuning_note(params))
+                      spent, tuning_note(params), scale_note(params, results))
     written = []
     for figures in drawn.values():
         for f in figures:

@@ -22,7 +22,7 @@ def upstream(spec: "CellSpec", stage: str) -> Optional[tuple[str, str]]:
     if spec.blocked:  # counts as a failure of the arm
         return "failed", f"tuning: {spec.blocked}, so the arm has no configuration to run"
     cell = spec.cell
-    before = {"finetune": (InitInfo, paths.init_dir(cell) / "info.json"),
+    before = {"finetune": (InitInfo, paths.init_dir(spec.start) / "info.json"),
               "evaluate": (CellRecord, paths.finetune_dir(cell) / "info.json")}.get(stage)
     if before is not None:
         info = records.load(*before)

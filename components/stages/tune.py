@@ -15,7 +15,7 @@ from pathlib import Path
 
 from components import paths, records, selection, tuning
 from components.config import Params
-from components.grid import Cell, skip_reason, trial_cells
+from components.grid import Cell, arm_skip_reason, skip_reason, trial_cells
 from components.records import CellRecord, Selection
 from components.spec import CellSpec, resolve
 
@@ -26,7 +26,8 @@ def arm_units(params: Params, task: str, arch: str, init: str) -> list[list[Cell
     starts: dict[Cell, list[CellSpec]] = {}
     for c in trial_cells(params, task, arch, init):
         if skip_reason(params, c) is None:
-            starts.setdefault(c.start, []).append(resolve(params, c))
+            spec = resolve(params, c)
+            starts.setdefault(spec.start, []).append(spec)
     return list(starts.values())
 
 
@@ -37,7 +38,7 @@ def write_selection(params: Params, task: str, arch: str, init: str, found: dict
     starts_ran = tune_run_id is not None
     cfg, cands = params.tuning, tuning.candidates(params.tuning)
     settings = selection.settings_hash(params, task, arch, init)
-    reason = skip_reason(params, Cell(task, arch, init, cfg.seed))
+    reason = arm_skip_reason(params, task, arch, init)
     by_trial = tuning.by_trial(found)
     if tune_run_id is None and (earlier := selection.load_selection(params, task, arch, init)) is not None:
         tune_run_id = earlier.tune_run_id  # a re-run that trained no trial: keep the link to the scores' run

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,7 +27,7 @@ def ensure_data(params: Params, task: str) -> None:
     """Materialize `task` unless this machine already has it from its present settings."""
     from components.stages import materialize
 
-    lock = paths.data_dir(task).parent / f".{task}.lock"
+    lock = paths.lock_dir() / f"data-{task}.lock"  # not in data/, which DVC hashes
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -38,10 +40,10 @@ class CellBusy(ConfigError):
 
 
 @contextmanager
-def hold(cell: Cell) -> Iterator[None]:
+def hold(start: Cell) -> Iterator[None]:
     """Run `cell`'s pretraining start alone: a second process (or thread) that asks for the same
     start is refused at once, so one cell never gets two MLflow runs or two writers."""
-    lock = paths.lock_path(cell.start)
+    lock = paths.lock_path(start)
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as f:
         try:
@@ -49,7 +51,7 @@ def hold(cell: Cell) -> Iterator[None]:
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise CellBusy(f"{cell.start.name}: already running ({holder} holds {lock}); wait for it to finish") from None
+            raise CellBusy(f"{start.name}: already running ({holder} holds {lock}); wait for it to finish") from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}\n")
@@ -61,8 +63,36 @@ def hold(cell: Cell) -> Iterator[None]:
             f.truncate()
 
 
+_GPUS: "queue.Queue[int] | None" = None  # free CUDA device indices of this process, made on first use
+_GPUS_MADE = threading.Lock()
+
+
+@contextmanager
+def device_slot(setting: str) -> Iterator[str]:
+    """The device one unit runs on. With several CUDA devices visible, each unit takes a free one
+    and gives it back when done, so the local runner's concurrent units spread over the GPUs
+    (with more units than GPUs, a unit waits for one); otherwise the setting as it is."""
+    global _GPUS
+    import torch
+
+    count = torch.cuda.device_count() if setting in ("auto", "cuda") else 0
+    if count < 2:
+        yield setting
+        return
+    with _GPUS_MADE:
+        if _GPUS is None:
+            _GPUS = queue.Queue()
+            for i in range(count):
+                _GPUS.put(i)
+    index = _GPUS.get()
+    try:
+        yield f"cuda:{index}"
+    finally:
+        _GPUS.put(index)
+
+
 def check_same_start(specs: list[CellSpec]) -> None:
-    starts = {s.cell.start for s in specs}
+    starts = {s.start for s in specs}
     if len(starts) != 1:
         raise ValueError(f"a unit is one pretraining start; got {sorted(c.name for c in starts)}")
 
@@ -76,7 +106,8 @@ def run_unit(specs: list[CellSpec], parent_run_id: str | None = None,
     check_same_start(specs)
     if params is not None:
         ensure_data(params, specs[0].cell.task)
-    with hold(specs[0].cell):
+    with hold(specs[0].start), device_slot(specs[0].device) as device:
+        specs = [s.model_copy(update={"device": device}) for s in specs]  # the device is not hashed
         if not pretrain.current(specs[0]):  # a finished initialization is kept (and its finetuning's resume state)
             pretrain.run(specs[0], parent_run_id)
         return {s.name: records.load(CellRecord, finetune_then_evaluate(s, parent_run_id)) for s in specs}
@@ -93,7 +124,7 @@ def check_expected(specs: list[CellSpec], expected: dict[str, str]) -> None:
     """A worker's resolved config hashes must be the controller's ({fraction: hash}), for exactly
     the fractions it runs."""
     if expected and set(expected) != {str(s.cell.fraction) for s in specs}:
-        raise ConfigError(f"{specs[0].cell.start.name}: the controller expects fractions {sorted(expected)}, this unit "
+        raise ConfigError(f"{specs[0].start.name}: the controller expects fractions {sorted(expected)}, this unit "
                           f"runs {sorted(str(s.cell.fraction) for s in specs)}")
     for spec in specs:
         wanted = expected.get(str(spec.cell.fraction))

@@ -1,0 +1,27 @@
+"""The report's headline paragraph says which claims hold, which do not, at what scale, and the
+chance baseline per task."""
+import pandas as pd
+
+from components.report.claims import NOT_RUN, Verdict
+from components.report.tables import headline
+
+
+def test_headline_names_holding_contradicted_and_open_claims_with_chance_per_task():
+    verdicts = [Verdict("SPT beats scratch for Transformers", "digits (10% labels)", "holds", "", 12.3),
+                Verdict("LaS beats the vanilla Transformer from scratch", "listops", "contradicted", "", -2.0),
+                Verdict("SPT beats scratch for SSMs", "listops", "inconclusive", "", 0.4),
+                Verdict("SPT narrows the Transformer–SSM gap", "listops", "premise not met", ""),
+                Verdict("Frozen-pretrained beats frozen-random", "bit_memory", NOT_RUN, "")]
+    table = pd.DataFrame({"task": ["listops", "listops", "digits"], "majority_pct": [16.35, 16.35, 10.0]})
+    text = headline(verdicts, table, "Profile `cpu`: small.")
+    assert text.startswith("Profile `cpu`: small. Of 4 claim comparisons, 1 hold")
+    assert "SPT beats scratch for Transformers (digits (10% labels): +12.3)" in text
+    assert "Contradicted: LaS beats the vanilla Transformer from scratch (listops: -2.0)" in text
+    assert "Inconclusive: SPT beats scratch for SSMs (listops: +0.4)" in text
+    assert "premise not met 1" in text and "Frozen" not in text  # not run is not a comparison
+    assert "listops 16.4%, digits 10.0%" in text
+
+
+def test_headline_of_a_grid_without_testable_claims_says_so():
+    text = headline([Verdict("SPT beats scratch for SSMs", "listops", NOT_RUN, "")], pd.DataFrame({"task": []}))
+    assert text == "No claim of the three papers could be tested on this grid's arms."
