@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     for flag in ("--task", "--arch", "--init"):
         tune.add_argument(flag, required=True)
     for name, text, fraction in (
-            ("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)", "none"),
+            ("pretrain", "initialize a cell's backbone (random, language-pretrained or self-pretrained)", "one"),
             ("finetune", "finetune a cell", "one"), ("evaluate", "test a finetuned cell", "one"),
             ("run", "a cell's starts: pretrain, then finetune and evaluate at each fraction", "many")):
         _cell_args(sub.add_parser(name, help=text), fraction)
@@ -92,11 +92,18 @@ def run_stage(params: Params, args: argparse.Namespace) -> None:
         from components.stages.unit import run_unit
 
         _store()
+        from components.stages import skip
+
         fractions = args.fractions or params.grid.fractions
         units: dict = {}  # one per pretraining start: self-pretraining sees each fraction's own rows
         for f in fractions:
             spec = resolve(params, Cell(args.task, args.arch, args.init, args.seed, _fraction(f)))
-            units.setdefault(spec.start, []).append(spec)
+            if spec.skip or spec.blocked:  # its record says why; it never shares a start with a runnable cell
+                status, reason = skip.upstream(spec, "evaluate")
+                skip.write("evaluate", spec.cell, status, reason)
+                print(f"{spec.name}: {status}: {reason}")
+            else:
+                units.setdefault(spec.start, []).append(spec)
         for specs in units.values():
             for name, record in run_unit(specs, params=params).items():
                 shown = f"test accuracy {100 * record.test_accuracy:.2f}%" if record.test_accuracy is not None \
@@ -107,13 +114,14 @@ def run_stage(params: Params, args: argparse.Namespace) -> None:
     if spec.skip or spec.blocked:  # cheap: a skipped cell never imports torch
         from components.stages import skip
 
-        print(skip.write(args.command, spec.cell, *skip.upstream(spec, args.command)))
+        print(skip.write(args.command, spec.start if args.command == "pretrain" else spec.cell,
+                         *skip.upstream(spec, args.command)))
         return
     from components.stages.unit import hold
 
     _store()
     stage = importlib.import_module(f"components.stages.{args.command}")
-    with hold(spec.cell):
+    with hold(spec.start):  # every stage of a start's cells: one process at a time
         print(stage.run(spec))
 
 

@@ -22,7 +22,7 @@ from prefect.utilities.annotations import quote
 
 from components import paths, records, tracking
 from components.config import ConfigError, Params, load_params
-from components.grid import Cell, arms, cells, trial_cells
+from components.grid import Cell, arms, cells, skip_reason, trial_cells
 from components.records import CellRecord
 from components.spec import CellSpec
 from components.stages import plan as planning
@@ -167,8 +167,8 @@ def _run(params: Params, params_path: str, deployment: str | None, trials: plann
                  for arm in dict.fromkeys((s.cell.task, s.cell.arch, s.cell.init) for s in trials.run)}
     failed = _fan_out(params, params_path, trials.units(), lambda c: tune_runs[(c.task, c.arch, c.init)], deployment)
     for arm in arms(params):  # every arm's record, also without tuning (it says so): DVC's grid output
-        done = {c: records.load(CellRecord, paths.metrics_path(c))
-                for c in trial_cells(params, *arm) if paths.metrics_path(c).exists()}
+        done = {c: records.load(CellRecord, paths.metrics_path(c)) for c in trial_cells(params, *arm)
+                if skip_reason(params, c) is None and paths.metrics_path(c).exists()}  # not a left-out fraction's
         tune.write_selection(params, *arm, done, tune_runs.get(arm))
     # 2. the grid: every arm's selected settings on every seed; test data read once per cell
     todo = planning.make(params)
@@ -219,6 +219,6 @@ def cpu_threads(threads: int | None, concurrency: int) -> int:
 
     import torch
 
-    n = threads or max(1, (os.cpu_count() or 1) // concurrency)
+    n = threads or max(1, len(os.sched_getaffinity(0)) // concurrency)  # the cores this process may use
     torch.set_num_threads(n)
     return n

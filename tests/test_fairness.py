@@ -420,6 +420,11 @@ def test_budget_counts_pretraining_once_per_start_and_every_trial():
     assert b.loc["spt", "total_tokens"] == 2 * (100 + 100) + 2 * (100 + 100)
     assert b.loc["scratch", "trials_finished"] == 3  # what selection scored, not what the records hold
     assert "pretrain.lr" not in b.loc["scratch", "selected"] and "pretrain.lr 0.002" in b.loc["spt", "selected"]
+    # self-pretraining on each fraction's own rows: one pretraining per (seed, fraction), each counted
+    own = pd.DataFrame([rec("spt", s, f, pretrain_run_id=f"p{s}-{f}") for s in (0, 1) for f in (0.5, 1.0)])
+    shared = pd.DataFrame([rec("spt", s, f, pretrain_run_id=f"p{s}") for s in (0, 1) for f in (0.5, 1.0)])
+    assert budget(own, pd.DataFrame(), {}).loc[0, "steps_per_seed"] == 2 * 10 + 2 * 5
+    assert budget(shared, pd.DataFrame(), {}).loc[0, "steps_per_seed"] == 10 + 2 * 5
 
 
 @pytest.mark.slow

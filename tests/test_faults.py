@@ -408,8 +408,10 @@ def test_two_processes_on_one_cell_never_both_run(ready):
     with hold(cell):
         rc, out, err = arena("finetune", *CELL)  # the lock is per open file: this second holder is refused
         one_line_error(rc, err, "listops-s4d-scratch-s0: already running", f"pid {os.getpid()}")
+        rc, out, err = arena("finetune", *CELL, "--fraction", "0.5")  # scratch: one start for every fraction
+        one_line_error(rc, err, "listops-s4d-scratch-s0: already running")
         with pytest.raises(CellBusy):
-            with hold(cell):  # a second holder in this process too (scratch: one start for every fraction)
+            with hold(cell):  # a second holder in this process too
                 pass
     assert arena("finetune", *CELL)[0] == 0  # free again
 

@@ -19,9 +19,19 @@ def test_headline_names_holding_contradicted_and_open_claims_with_chance_per_tas
     assert "Contradicted: LaS beats the vanilla Transformer from scratch (listops: -2.0)" in text
     assert "Inconclusive: SPT beats scratch for SSMs (listops: +0.4)" in text
     assert "premise not met 1" in text and "Frozen" not in text  # not run is not a comparison
-    assert "listops 16.4%, digits 10.0%" in text
+    assert "Chance-level test accuracy" in text and "listops 16.4%, digits 10.0%" in text
 
 
 def test_headline_of_a_grid_without_testable_claims_says_so():
     text = headline([Verdict("SPT beats scratch for SSMs", "listops", NOT_RUN, "")], pd.DataFrame({"task": []}))
     assert text == "No claim of the three papers could be tested on this grid's arms."
+
+
+def test_bit_memory_chance_is_copying_the_visible_bits(raw_params):
+    from components.config import parse_params
+    from components.stages.report import copy_baseline, setting_note
+
+    raw_params["tasks"]["bit_memory"].update(mask_prob=0.5)
+    params = parse_params(raw_params)
+    assert copy_baseline(params.tasks["bit_memory"]) == 0.75
+    assert "copying the query's visible bits" in setting_note(params, "bit_memory") and "(75% per bit)" in setting_note(params, "bit_memory")

@@ -44,7 +44,7 @@ def aggregate(results: pd.DataFrame) -> pd.DataFrame:
         ci = stats.mean_ci(done["acc"].to_numpy(dtype=float))
         majority = 100 * float(pd.to_numeric(done["majority_accuracy"], errors="coerce").astype(float).mean())
         rising = done["val_rising"].astype("boolean").fillna(False).astype(bool)
-        flags = ([f"at chance (majority class {majority:.1f}%)"] if done["acc"].mean() - majority < CHANCE else []) \
+        flags = ([f"at chance (chance level {majority:.1f}%)"] if done["acc"].mean() - majority < CHANCE else []) \
             + ([f"not converged (validation still rising in {int(rising.sum())} of {len(done)} seeds)"]
                if rising_arm(done["val_rising"]) else [])
         rows.append({**dict(zip(KEYS, key)), "status": _status(g["status"]), "n_seeds": len(done),
@@ -73,22 +73,26 @@ ARM = ["task", "arch", "init"]
 
 
 def _spent(records: pd.DataFrame) -> pd.DataFrame:
-    """Steps, tokens and seconds per training start (a seed or a trial): its pretraining once, plus
-    the finetuning of each of its label fractions. Rows that did not finish count nothing."""
+    """Steps, tokens and seconds per seed (or trial): each pretraining start it used once (one per
+    label fraction where self-pretraining saw that fraction's rows, one shared otherwise), plus the
+    finetuning of each of its label fractions. Rows that did not finish count nothing."""
     r = records.copy()
     for c in ("pretrain_steps", "pretrain_tokens", "pretrain_seconds", "finetune_steps", "finetune_tokens",
-              "finetune_seconds", "trial", "status"):
+              "finetune_seconds", "trial", "status", "pretrain_run_id"):
         if c not in r:
             r[c] = pd.NA
     r["status"] = r["status"].fillna("ok")
     r = r[r["status"] == "ok"]
     num = lambda s: pd.to_numeric(s, errors="coerce").fillna(0)  # noqa: E731
-    r = r.assign(trial=r["trial"].fillna(-1), **{c: num(r[c]) for c in r.columns if c.endswith(("_steps", "_tokens", "_seconds"))})
-    g = r.groupby(ARM + ["seed", "trial"], sort=False)
+    r = r.assign(trial=r["trial"].fillna(-1), start=r["pretrain_run_id"].fillna(""),
+                 **{c: num(r[c]) for c in r.columns if c.endswith(("_steps", "_tokens", "_seconds"))})
+    keys = ARM + ["seed", "trial"]
+    pre = r.drop_duplicates(keys + ["start"]).groupby(keys, sort=False)  # each pretraining once
+    fine = r.groupby(keys, sort=False)
     return pd.DataFrame({
-        "steps": g["pretrain_steps"].first() + g["finetune_steps"].sum(),
-        "tokens": g["pretrain_tokens"].first() + g["finetune_tokens"].sum(),
-        "seconds": g["pretrain_seconds"].first() + g["finetune_seconds"].sum()}).reset_index()
+        "steps": pre["pretrain_steps"].sum() + fine["finetune_steps"].sum(),
+        "tokens": pre["pretrain_tokens"].sum() + fine["finetune_tokens"].sum(),
+        "seconds": pre["pretrain_seconds"].sum() + fine["finetune_seconds"].sum()}).reset_index()
 
 
 def budget(results: pd.DataFrame, trials: pd.DataFrame, selections: dict[tuple, dict]) -> pd.DataFrame:
@@ -211,7 +215,7 @@ def headline(verdicts: list[Verdict], table: pd.DataFrame, scale: str = "") -> s
             parts.append("Without a verdict: " + "; ".join(f"{k} {len(v)}" for k, v in rest.items()) + ".")
     chance = table.groupby("task", sort=False)["majority_pct"].mean().dropna() if "majority_pct" in table else []
     if len(chance):
-        parts.append("Majority-class (chance) test accuracy: "
+        parts.append("Chance-level test accuracy (the majority class; Bit Memory: copying the visible bits): "
                      + ", ".join(f"{t} {c:.1f}%" for t, c in chance.items()) + ".")
     return " ".join(([scale] if scale else []) + parts)
 
