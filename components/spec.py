@@ -101,12 +101,20 @@ def resolve(params: Params, cell: Cell, choice: Optional[Choice] = None) -> Cell
         except selection.ArmFailed as err:
             choice, blocked = selection.defaults(), str(err)
     p = tuning.apply(params, cell.arch, choice.values)
-    fields = dict(cell=cell, task=p.tasks[cell.task], arch=p.archs[cell.arch], init=p.inits[cell.init],
+    fields = dict(cell=cell, task=p.tasks[cell.task], arch=p.archs[cell.arch], init=_init(p, cell),
                   pretrain=_phase(p.pretrain, p, cell), finetune=_phase(p.finetune, p, cell), choice=choice,
                   skip=skip, blocked=blocked, device=p.device, bf16=p.bf16, compile=p.compile,
                   experiment=p.tracking.experiment, code=code_version())
     spec = CellSpec.model_construct(**fields, config_hash="")
     return CellSpec(**fields, config_hash=_hash(spec, cell))
+
+
+def _init(params: Params, cell: Cell) -> InitCfg:
+    """The cell's init; a tuning trial of a compute-tied one gets its share of `total_steps` too."""
+    init, share = params.inits[cell.init], params.tuning.budget_share
+    if cell.trial is None or init.total_steps is None or share == 1.0:
+        return init
+    return init.model_copy(update={"total_steps": max(2, round(init.total_steps * share))})
 
 
 def _phase(cfg, params: Params, cell: Cell):

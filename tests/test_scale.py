@@ -150,3 +150,15 @@ def test_step_budgets_by_task_by_arch_and_a_tuning_trials_share(raw_params):
     raw_params["finetune"]["steps_by_task"] = {"nope": 5}
     with pytest.raises(ConfigError, match="finetune.steps_by_task: 'nope' is not defined"):
         parse_params(raw_params)
+
+
+def test_a_compute_tied_trial_trains_its_share_of_the_total(raw_params):
+    from components.spec import resolve
+
+    raw_params["inits"]["tied"] = {"kind": "masked_spt", "pretrain_share": 0.4, "total_steps": 100}
+    raw_params["tuning"].update(trials=2, budget_share=0.5, space={"finetune.lr": {"low": 1e-4, "high": 1e-2, "log": True}})
+    params = parse_params(raw_params)
+    assert resolve(params, Cell("listops", "s4d", "tied", 1000, trial=0)).budgets(240) == (20, 30)  # half of 40 + 60
+    raw_params["grid"]["exclude"] = [{"task": "listops", "fraction": 0.3}]
+    with pytest.raises(ConfigError, match=r"grid.exclude.0.fraction: 0.3 is not one of grid.fractions"):
+        parse_params(raw_params)

@@ -82,6 +82,9 @@ class Params(Frozen):
                 for name in names:
                     if name not in known:
                         raise ValueError(f"grid.exclude.{i}.{key}: '{name}' is not defined (known: {sorted(known)})")
+            for f in rule.fraction:
+                if f not in self.grid.fractions:
+                    raise ValueError(f"grid.exclude.{i}.fraction: {f} is not one of grid.fractions {self.grid.fractions}")
         return self
 
 

@@ -66,7 +66,7 @@ def run(spec: CellSpec, parent_run_id: str | None = None) -> Path:
 def current(spec: CellSpec) -> bool:
     """Whether the start's initialization is already there, finished, from the same settings, code
     and data (a unit that was killed while finetuning then keeps it, and its finetuning's resume
-    state). DVC never gets here with a stale one: it removes a stage's outputs before running it."""
+    state); one from other settings is replaced."""
     folder = paths.init_dir(spec.start)
     if not (folder / "info.json").exists() or not (folder / "backbone.pt").exists():
         return False
