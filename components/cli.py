@@ -60,8 +60,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def quiet() -> None:
+    import logging
+
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
+    # MLflow logs a locked SQLite store at ERROR before raising; tracking._retry waits that out, and
+    # an error that remains is reported in one line, so its own traceback would only add noise
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def run_stage(params: Params, args: argparse.Namespace) -> None:

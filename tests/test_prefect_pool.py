@@ -247,7 +247,8 @@ def test_grid_through_a_process_work_pool(tmp_path, processes):
     # the worker made the data and trained; the controller has neither data nor weights
     data_sha = json.loads((checkout / "data" / "listops_smoke" / "meta.json").read_text())["sha256"]["train"]
     assert (checkout / "artifacts" / "finetune").is_dir()
-    assert not (proj / "data").exists() and not (proj / "artifacts").exists()
+    assert not (proj / "data").exists()  # the controller keeps only the arms' selection records
+    assert not (proj / "artifacts" / "init").exists() and not (proj / "artifacts" / "finetune").exists()
     for r in finetunes:
         tags = r.data.tags
         assert r.info.status == "FINISHED" and "test_accuracy" in r.data.metrics, r
