@@ -117,8 +117,8 @@ def setting_note(params: Params, task: str) -> str:
 
 def scale_note(params: Params, results: pd.DataFrame) -> str:
     """At what scale and budget the grid ran, in a sentence for the report's headline."""
-    sizes = sorted({f"d{c.d_model}×{c.n_layers}" for a in params.grid.archs
-                    if (c := params.archs[a]) is not None and hasattr(c, "d_model")})
+    archs = [params.archs[a] for a in params.grid.archs]
+    sizes = sorted({f"d{c.d_model}×{c.n_layers}" for c in archs if hasattr(c, "d_model")})
     seeds = len(params.grid.seeds)
     steps = []
     for phase in ("pretrain", "finetune"):
