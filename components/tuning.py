@@ -3,7 +3,8 @@ settings, and the selection rule. Pure: no files, no MLflow (the tune stage does
 
 Candidates are the first `trials` points of a scrambled Sobol sequence seeded by `tuning.seed`,
 over the space's keys in sorted order, so every (task, arch, init) arm sees the very same
-points whatever its architecture. An arm that does not pretrain ignores the pretrain.* values.
+points whatever its architecture (with `defaults_first`, trial 0 is the settings as written, {},
+and the points follow). An arm that does not pretrain ignores the pretrain.* values.
 """
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ NO_TUNING = "defaults"
 
 
 def candidates(cfg: TuningCfg) -> list[dict[str, float]]:
-    """`cfg.trials` points {key: value}; one trial (no tuning) is the defaults: {}."""
+    """`cfg.trials` points {key: value}; one trial (no tuning) is the defaults: {}, and so is
+    trial 0 with `defaults_first`."""
     if cfg.trials == 1:
         return [{}]
+    if cfg.defaults_first:
+        return [{}] + candidates(cfg.model_copy(update={"trials": cfg.trials - 1, "defaults_first": False}))
     import torch  # here only: resolving a skipped cell's settings stays free of torch
 
     keys = sorted(cfg.space)

@@ -124,6 +124,18 @@ def test_las_without_decay_or_smoothing_is_plain_attention(causal):
     torch.testing.assert_close(las(x, mask), plain(x, mask), atol=1e-5, rtol=1e-5)
 
 
+def test_las_backbone_by_default_is_the_transformer_with_two_changes():
+    """With decay and smoothing off, a default LaS backbone is the default Transformer backbone,
+    positions included: LaS changes the attention and nothing else."""
+    tokens = torch.randint(1, V, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[0, 9:] = False
+    plain = build_backbone(TransformerCfg(**T), V, PAD, seed=0).eval()
+    las = build_backbone(LaSCfg(**T, decay_max=0.0, pool=1), V, PAD, seed=0).eval()
+    las.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(las(tokens, mask), plain(tokens, mask), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_las_chunk_with_one_chunk_is_las(causal):
     las = LaSAttention(LaSCfg(**T, causal=causal, decay_max=0.3, pool=5))

@@ -54,6 +54,20 @@ def test_every_arm_sees_the_same_seeded_candidates(raw_params):
                 assert spec.choice.trial == t and spec.choice.values == point
 
 
+def test_defaults_first_makes_trial_0_each_archs_defaults_then_the_same_points(raw_params):
+    plain = parse_params(tuned(raw_params, 3))
+    first = parse_params({**tuned(raw_params, 3), "tuning": {**tuned(raw_params, 3)["tuning"], "defaults_first": True}})
+    points = tuning.candidates(first.tuning)
+    assert points == [{}] + tuning.candidates(plain.tuning)[:2]
+    for arch in ("transformer", "s4d"):  # trial 0 runs each arch's own default lr, not a shared one
+        spec = resolve(first, Cell("listops", arch, "masked_spt", 1000, 1.0, 0))
+        assert spec.finetune.lr == first.finetune.lr[arch] and spec.pretrain.lr == first.pretrain.lr[arch]
+        assert spec.choice.values == {}
+        spec = resolve(first, Cell("listops", arch, "masked_spt", 1000, 1.0, 1))
+        assert spec.finetune.lr == points[1]["finetune.lr"]
+    assert first.finetune.lr["transformer"] != first.finetune.lr["s4d"]
+
+
 def test_one_trial_is_no_tuning_the_shared_defaults(raw_params):
     params = parse_params(raw_params)
     assert params.tuning.trials == 1 and tuning.candidates(params.tuning) == [{}]

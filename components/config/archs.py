@@ -40,7 +40,10 @@ class LaSCfg(_AttentionCfg):
     decay_max 0 = smoothing only."""
 
     kind: Literal["las"] = "las"
-    positions: Literal["sinusoidal", "rotary", "none"] = "none"  # the decay carries position
+    # LaS is the Transformer with two changes, so it keeps the Transformer's positions: with
+    # none, only the decay's weak multiplicative signal tells order, and on ListOps (order-only
+    # structure) LaS stalled near 20% where the Transformer reaches 35%
+    positions: Literal["sinusoidal", "rotary", "none"] = "sinusoidal"
     decay_max: float = Field(0.1, ge=0, le=1)
     pool: int = Field(3, ge=1)
 

@@ -33,11 +33,14 @@ class TuningCfg(Frozen):
     of `space` (scrambled Sobol, seeded by `seed`), identical for every arm; each trial trains on the
     seed `seed` and is scored on validation data; the best (`metric`, ties to the lower trial) then
     runs on every grid seed. `trials: 1` is no tuning: the shared defaults of pretrain/finetune.
+    `defaults_first` makes trial 0 those defaults (each arch's calibrated learning rates) and the
+    other trials the first `trials - 1` quasi-random points, so tuning can only add to them.
     `budget_share` trains each trial on that share of both phases' step budgets (cheaper tuning, the
     same for every arm; the report states it)."""
 
     trials: int = Field(1, ge=1)
     budget_share: float = Field(1.0, gt=0, le=1)
+    defaults_first: bool = False
     seed: int = 1000
     metric: Literal["val_accuracy"] = "val_accuracy"
     space: dict[str, Range] = {}

@@ -113,7 +113,7 @@ def budget(results: pd.DataFrame, trials: pd.DataFrame, selections: dict[tuple, 
                      "trials_finished": len(scored) if sel.get("trials", 1) > 1 else 1,
                      "selected": "defaults" if sel.get("trials", 1) == 1 else
                      ("none finished" if chosen is None else f"trial {chosen}: " +
-                      ", ".join(f"{k} {v:g}" for k, v in shown.items())),
+                      (", ".join(f"{k} {v:g}" for k, v in shown.items()) or "the defaults")),
                      "tuning_steps": t["steps"].sum() if len(t) else 0, "tuning_tokens": t["tokens"].sum() if len(t) else 0,
                      "tuning_seconds": t["seconds"].sum() if len(t) else 0.0, "seeds": len(s),
                      "steps_per_seed": s["steps"].mean() if len(s) else pd.NA,
