@@ -25,14 +25,12 @@ def candidates(cfg: TuningCfg) -> list[dict[str, float]]:
     trial 0 with `defaults_first`."""
     if cfg.trials == 1:
         return [{}]
-    if cfg.defaults_first:
-        return [{}] + candidates(cfg.model_copy(update={"trials": cfg.trials - 1, "defaults_first": False}))
     import torch  # here only: resolving a skipped cell's settings stays free of torch
 
     keys = sorted(cfg.space)
     engine = torch.quasirandom.SobolEngine(len(keys), scramble=True, seed=cfg.seed)
-    u = engine.draw(cfg.trials, dtype=torch.float64)  # (trials, dims) in [0, 1)
-    out = []
+    u = engine.draw(cfg.trials - cfg.defaults_first, dtype=torch.float64)  # (points, dims) in [0, 1)
+    out = [{}] if cfg.defaults_first else []
     for row in u.tolist():
         point = {}
         for key, x in zip(keys, row):

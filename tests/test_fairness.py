@@ -54,11 +54,13 @@ def test_every_arm_sees_the_same_seeded_candidates(raw_params):
                 assert spec.choice.trial == t and spec.choice.values == point
 
 
-def test_defaults_first_makes_trial_0_each_archs_defaults_then_the_same_points(raw_params):
-    plain = parse_params(tuned(raw_params, 3))
-    first = parse_params({**tuned(raw_params, 3), "tuning": {**tuned(raw_params, 3)["tuning"], "defaults_first": True}})
+@pytest.mark.parametrize("trials", [2, 3])
+def test_defaults_first_makes_trial_0_each_archs_defaults_then_the_same_points(raw_params, trials):
+    plain = parse_params(tuned(raw_params, trials))
+    first = parse_params({**tuned(raw_params, trials), "tuning": {**tuned(raw_params, trials)["tuning"], "defaults_first": True}})
     points = tuning.candidates(first.tuning)
-    assert points == [{}] + tuning.candidates(plain.tuning)[:2]
+    assert len(points) == trials and points == [{}] + tuning.candidates(plain.tuning)[:trials - 1]
+    assert all(p for p in points[1:])  # every later trial is a real point, never the defaults again
     for arch in ("transformer", "s4d"):  # trial 0 runs each arch's own default lr, not a shared one
         spec = resolve(first, Cell("listops", arch, "masked_spt", 1000, 1.0, 0))
         assert spec.finetune.lr == first.finetune.lr[arch] and spec.pretrain.lr == first.pretrain.lr[arch]
