@@ -13,7 +13,7 @@ export DO_NOT_TRACK ?= true
 export DVC_NO_ANALYTICS ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install repro test grid mlflow-ui clean
+.PHONY: install repro test grid bench mlflow-ui clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ test: install             ## the test suite (CPU only, hermetic temp stores); in
 
 grid: install             ## the same grid as a Prefect flow (local mode)
 	arena grid
+
+bench: install            ## speed per kind at L 1K/4K/16K beside HF BERT and a minimal S4D, MFU, bf16, the smoke grid's split -> reports/benchmarks.md
+	$(BIN)/python benchmarks/bench.py
 
 mlflow-ui: install        ## browse the runs at http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db

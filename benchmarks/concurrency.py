@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from _proc import child, install  # benchmarks/_proc.py: children die with the script
 from components.atomic import write_text
 from components.paths import report_dir
 
@@ -50,7 +51,7 @@ def run(raw: dict, data: Path, concurrency: int, threads: int | None) -> float:
                "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         t0 = time.perf_counter()
-        done = subprocess.run([ARENA, "grid", "--no-report"], cwd=tmp, env=env, capture_output=True, text=True)
+        done = child([ARENA, "grid", "--no-report"], cwd=tmp, env=env)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             raise SystemExit(f"arena grid failed (concurrency {concurrency}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--archs", nargs="+", default=["transformer", "s4d"])
     ap.add_argument("--inits", nargs="+", default=["scratch", "masked_spt"])
     args = ap.parse_args()
+    install()
     raw = params_for(args.task, args.steps, args.seeds, args.archs, args.inits)
     cells = len(args.seeds) * len(args.archs) * len(args.inits)
     cores = os.cpu_count() or 1

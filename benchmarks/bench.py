@@ -1,0 +1,440 @@
+"""`make bench`: speed and memory of every architecture kind at long lengths, beside two anchors
+measured in the same run (Hugging Face BERT with SDPA attention, and a minimal S4D written after
+the S4D paper's listing), MFU against this machine's measured fp32 GEMM rate, bf16 against fp32,
+and where the smoke grid's wall time goes under `dvc repro`.
+
+    .venv/bin/python benchmarks/bench.py [--lengths 1024 4096 16384] [--steps 3] [--skip-grid]
+
+Every model: d_model 64, 2 layers, 4 heads, feed-forward x2 (the `cpu` profile's size), a
+classification head, one AdamW step on random tokens; `--tokens` per step (batch = tokens / L,
+at least 1). Each measurement runs in its own subprocess, so its peak memory is its own: on CPU
+the highest RSS sampled during the steps above the RSS just before them (activations, gradients,
+optimizer state), on CUDA torch's peak allocation. A configuration whose L x L tensors alone would pass
+`--max-gib` is skipped with that reason instead of swapping the machine.
+
+Writes reports/benchmarks.md and reports/benchmarks/bench.csv (+ bench_grid.csv).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from _proc import child, install  # benchmarks/_proc.py (this script's folder is on sys.path)
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SIZE = dict(d_model=64, n_layers=2, n_heads=4, ff_mult=2)
+VOCAB, CLASSES = 20, 10
+MODELS = {
+    "transformer": "ours: pre-LN Transformer on SDPA",
+    "transformer_local": "ours: block-local attention (blocks of 64, each sees itself and its neighbours)",
+    "las": "ours: LaS (fast path)",
+    "las_chunk": "ours: LaS inside chunks of 64",
+    "s4d": "ours: S4D (FFT convolution, bidirectional)",
+    "dlr": "ours: diagonal linear RNN (FFT convolution)",
+    "lstm": "ours: LSTM",
+    "hf_bert_sdpa": "anchor: Hugging Face BertModel, attn_implementation='sdpa'",
+    "s4d_minimal": "anchor: minimal S4D after the S4D paper's listing (post-norm, GELU, GLU output)",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the anchors
+
+
+def hf_bert(L: int):
+    """BERT (transformers) at our size, SDPA attention, mean-pooled into a classification head."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=SIZE["d_model"], num_hidden_layers=SIZE["n_layers"],
+                     num_attention_heads=SIZE["n_heads"], intermediate_size=SIZE["ff_mult"] * SIZE["d_model"],
+                     max_position_embeddings=L, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg._attn_implementation = "sdpa"
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert, self.head = BertModel(cfg, add_pooling_layer=False), torch.nn.Linear(cfg.hidden_size, CLASSES)
+
+        def forward(self, x, mask):
+            return self.head(self.bert(input_ids=x).last_hidden_state.mean(1))
+
+    return Model()
+
+
+def minimal_s4d(L: int):
+    """A minimal S4D (Gu et al. 2022, the paper's listing): per channel a diagonal SSM with S4D-Lin
+    init, its kernel by a Vandermonde product, FFT convolution, D skip, GELU, GLU output; post-norm
+    residual blocks. Written here from the paper, not from our components."""
+    import torch
+    from torch import nn
+
+    class S4DKernel(nn.Module):
+        def __init__(self, d, n=64, dt_min=1e-3, dt_max=1e-1):
+            super().__init__()
+            self.log_dt = nn.Parameter(torch.rand(d) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+            self.C = nn.Parameter(torch.view_as_real(torch.randn(d, n // 2, dtype=torch.cfloat)))
+            self.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(d, n // 2)))
+            self.A_imag = nn.Parameter(math.pi * torch.arange(n // 2).repeat(d, 1).float())
+
+        def forward(self, L):
+            dt = torch.exp(self.log_dt)  # (H)
+            C, A = torch.view_as_complex(self.C), -torch.exp(self.log_A_real) + 1j * self.A_imag  # (H N)
+            dtA = A * dt[:, None]
+            K = dtA[..., None] * torch.arange(L, device=A.device)  # (H N L)
+            C = C * (torch.exp(dtA) - 1.0) / A
+            return 2 * torch.einsum("hn, hnl -> hl", C, torch.exp(K)).real  # (H L)
+
+    class S4DLayer(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.kernel, self.D = S4DKernel(d), nn.Parameter(torch.randn(d))
+            self.out = nn.Sequential(nn.Conv1d(d, 2 * d, 1), nn.GLU(dim=-2))
+
+        def forward(self, u):  # (B H L)
+            L = u.size(-1)
+            k = self.kernel(L)
+            y = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(k, n=2 * L), n=2 * L)[..., :L]
+            return self.out(torch.nn.functional.gelu(y + u * self.D[:, None]))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d = SIZE["d_model"]
+            self.embed, self.head = nn.Embedding(VOCAB, d), nn.Linear(d, CLASSES)
+            self.layers = nn.ModuleList([S4DLayer(d) for _ in range(SIZE["n_layers"])])
+            self.norms = nn.ModuleList([nn.LayerNorm(d) for _ in range(SIZE["n_layers"])])
+
+        def forward(self, x, mask):
+            h = self.embed(x).transpose(-1, -2)  # (B H L)
+            for layer, norm in zip(self.layers, self.norms):
+                h = norm((layer(h) + h).transpose(-1, -2)).transpose(-1, -2)
+            return self.head(h.mean(-1))
+
+    return Model()
+
+
+def build(kind: str, L: int):
+    from components.config import DLRCfg, LaSCfg, LaSChunkCfg, LSTMCfg, S4DCfg, TransformerCfg
+    from components.models import Classifier, build_backbone, new_head
+
+    if kind == "hf_bert_sdpa":
+        return hf_bert(L)
+    if kind == "s4d_minimal":
+        return minimal_s4d(L)
+    ssm = dict(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"], d_state=64)
+    cfg = {"transformer": TransformerCfg(**SIZE), "transformer_local": TransformerCfg(**SIZE, block_size=64),
+           "las": LaSCfg(**SIZE), "las_chunk": LaSChunkCfg(**SIZE, chunk=64), "s4d": S4DCfg(**ssm),
+           "dlr": DLRCfg(**ssm), "lstm": LSTMCfg(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"])}[kind]
+    return new_head(Classifier, build_backbone(cfg, VOCAB, 0, 0), CLASSES, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOPs per token of one training step (forward + backward = 3 x forward)
+
+
+def flops_per_token(kind: str, model, L: int) -> float:
+    """6 x the parameters a token passes through (its dense matmuls; embeddings are lookups), plus
+    the mixer's own work: attention 12 x keys x d per layer (q.k and the weighted sum of values,
+    2 x 2 x keys x d forward, x 3 with the backward); an FFT convolution 3 x 2 FFTs of length 2L,
+    2.5 x 2L x log2(2L) flops each, per channel per sequence. The LSTM's recurrent matmuls are in
+    its parameters. This is the useful work: padding, masking and LaS's pooling are not counted."""
+    import torch
+
+    embeds = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    dense = 6 * (sum(p.numel() for p in model.parameters()) - embeds)
+    d, layers = SIZE["d_model"], SIZE["n_layers"]
+    if kind in ("transformer", "las", "hf_bert_sdpa"):
+        return dense + 12 * L * d * layers
+    if kind in ("transformer_local",):
+        return dense + 12 * min(L, 3 * 64) * d * layers
+    if kind == "las_chunk":
+        return dense + 12 * min(L, 64) * d * layers
+    if kind in ("s4d", "dlr", "s4d_minimal"):
+        directions = 2 if kind in ("s4d", "dlr") else 1  # ours is bidirectional: two kernels per channel
+        return dense + 3 * directions * 2 * 2.5 * 2 * math.log2(2 * L) * d * layers
+    return dense
+
+
+def gemm_peak(threads: int, n: int = 2048, reps: int = 10) -> float:
+    """fp32 GFLOP/s of an n x n matmul on this process's threads: the MFU denominator."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+# ---------------------------------------------------------------------------------------------
+# one measurement (in its own process)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int) -> dict:
+    import torch
+
+    from components.objectives import classification_loss
+    from components.stages.common import resolve_device
+    from components.training.optim import build_optimizer
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    device = resolve_device("auto")
+    model = build(kind, L).to(device)
+    opt = build_optimizer(model, 1e-3, 0.01, (0.9, 0.98))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(2, VOCAB, (batch, L), generator=g).to(device)
+    mask = torch.ones(batch, L, dtype=torch.bool, device=device)
+    y = torch.randint(0, CLASSES, (batch,), generator=g).to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    before, high, sampling = _rss_bytes(), [0], threading.Event()
+
+    def sample():  # the RSS high-water mark of the steps alone (ru_maxrss would include the imports)
+        while not sampling.is_set():
+            high[0] = max(high[0], _rss_bytes())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def step():
+        with autocast:
+            loss, _, _ = classification_loss(model(x, mask), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up (kernel choice, allocator, cached decay factors)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - t0) / steps
+    sampling.set()
+    sampler.join()
+    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else high[0] - before
+    return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32", "device": device.type,
+            "s_per_step": seconds, "tokens_per_s": batch * L / seconds, "peak_mib": peak / 2 ** 20,
+            "params": sum(p.numel() for p in model.parameters()),
+            "flops_per_token": flops_per_token(kind, model, L)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+
+def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int) -> dict:
+    spec = json.dumps({"kind": kind, "L": L, "batch": batch, "steps": steps, "bf16": bf16, "threads": threads})
+    done = child([sys.executable, __file__, "--one", spec], cwd=ROOT)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32", "skipped": f"failed: {tail}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def too_big(kind: str, L: int, batch: int, max_gib: float) -> str | None:
+    """Why a configuration is not run: LaS's reference-free fast path still holds (B, H, L, L)
+    scores, weights and their gradients (about 6 such tensors per layer in the backward)."""
+    if kind == "las":
+        gib = 6 * batch * SIZE["n_heads"] * L * L * 4 / 2 ** 30
+        if gib > max_gib:
+            return f"skipped: its L x L tensors alone need ~{gib:.0f} GiB (over --max-gib {max_gib:g})"
+    return None
+
+
+def grid_split(steps_note: list[str]) -> pd.DataFrame:
+    """The smoke profile under `dvc repro` in a fresh copy of the committed tree: wall time, the
+    training inside it (every phase's own seconds from the records), the rest (Prefect, MLflow,
+    DVC, process starts, data loading, evaluation), and a second `dvc repro` with nothing changed."""
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true",
+           "DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}
+    env.pop("PREFECT_API_URL", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    with tempfile.TemporaryDirectory(prefix="arena-bench-grid-") as tmp:
+        repo = Path(tmp) / "repo"
+        for cmd in (["git", "clone", "-q", str(ROOT), str(repo)],):
+            subprocess.run(cmd, check=True, capture_output=True)
+        env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
+        for cmd in ([str(BIN / "arena"), "profile", "smoke"], [str(BIN / "dvc"), "config", "--local", "core.analytics", "false"]):
+            subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+        rows = []
+        for label in ("dvc repro (smoke profile, from nothing)", "dvc repro again, nothing changed"):
+            t0 = time.perf_counter()
+            done = child([str(BIN / "dvc"), "repro"], cwd=repo, env=env)
+            wall = time.perf_counter() - t0
+            if done.returncode != 0:
+                raise SystemExit(f"dvc repro failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            records = [json.loads(p.read_text()) for p in (repo / "artifacts").rglob("info.json")]
+            # a finetuning record repeats its start's pretrain_seconds: count those from the starts only
+            train = sum((r.get("finetune_seconds") if "finetune_seconds" in r else r.get("pretrain_seconds")) or 0.0
+                        for r in records)
+            rows.append({"run": label, "wall_s": round(wall, 2),
+                         "training_s": round(train, 2) if not rows else 0.0})
+            rows[-1]["other_s"] = round(wall - rows[-1]["training_s"], 2)
+            rows[-1]["other_share"] = round(rows[-1]["other_s"] / wall, 3)
+        steps_note.append("training seconds are the training loops' own clocks (pretraining and finetuning of "
+                          "every trial and seed, their periodic validation included); everything else (DVC, "
+                          "Prefect's local server, MLflow, process starts, data loading, test evaluation, the "
+                          "report) is orchestration")
+    return pd.DataFrame(rows)
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
+                              for row in df.itertuples(index=False)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
+    ap.add_argument("--kinds", nargs="+", default=list(MODELS))
+    ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
+    ap.add_argument("--tokens", type=int, default=8192, help="tokens per step: batch = tokens // L (at least 1)")
+    ap.add_argument("--max-gib", type=float, default=12.0)
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--skip-grid", action="store_true", help="leave out the smoke grid's orchestration split")
+    args = ap.parse_args()
+    if args.one:
+        spec = json.loads(args.one)
+        print(json.dumps(measure(spec["kind"], spec["L"], spec["batch"], spec["steps"], spec["bf16"], spec["threads"])))
+        return
+    install()
+
+    import torch
+
+    peak = gemm_peak(args.threads)
+    print(f"fp32 GEMM 2048: {peak:.1f} GFLOP/s on {args.threads} threads", flush=True)
+    rows = []
+    for L in args.lengths:
+        batch = max(1, args.tokens // L)
+        for kind in args.kinds:
+            why = too_big(kind, L, batch, args.max_gib)
+            row = ({"kind": kind, "L": L, "batch": batch, "dtype": "fp32", "skipped": why} if why
+                   else run_one(kind, L, batch, max(1, args.steps if L < 16384 else args.steps - 1), False, args.threads))
+            rows.append(row)
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+    for kind in ("transformer", "las_chunk", "s4d", "hf_bert_sdpa"):  # bf16 autocast against fp32 at L 1K
+        if kind in args.kinds:
+            rows.append(run_one(kind, 1024, max(1, args.tokens // 1024), args.steps, True, args.threads))
+            print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    if "skipped" not in df:
+        df["skipped"] = pd.NA
+    ok = df["skipped"].isna()
+    df.loc[ok, "mfu"] = df.loc[ok, "flops_per_token"] * df.loc[ok, "tokens_per_s"] / (peak * 1e9)
+    fp32 = df[ok & (df["dtype"] == "fp32")].set_index(["kind", "L"])
+    df["us_per_token"] = 1e6 / df["tokens_per_s"]
+
+    def ratio(kind, anchor, L):
+        try:
+            return fp32.loc[(kind, L), "s_per_step"] / fp32.loc[(anchor, L), "s_per_step"]
+        except KeyError:
+            return float("nan")
+
+    notes: list[str] = []
+    grid = None if args.skip_grid else grid_split(notes)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    where = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
+             f"commit {commit}, {time.strftime('%Y-%m-%d')}")
+    out = ROOT / "reports" / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "bench.csv.tmp", index=False)
+    os.replace(out / "bench.csv.tmp", out / "bench.csv")
+    if grid is not None:
+        grid.to_csv(out / "bench_grid.csv.tmp", index=False)
+        os.replace(out / "bench_grid.csv.tmp", out / "bench_grid.csv")
+    (ROOT / "reports" / "benchmarks.md.tmp").write_text(render(df, fp32, ratio, peak, where, args, grid, notes))
+    os.replace(ROOT / "reports" / "benchmarks.md.tmp", ROOT / "reports" / "benchmarks.md")
+    print((ROOT / "reports" / "benchmarks.md").read_text())
+
+
+def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
+    show = df[df["dtype"] == "fp32"].copy()
+    table = pd.DataFrame({
+        "kind": show["kind"], "L": show["L"], "batch": show["batch"],
+        "s / step": show["s_per_step"].map(lambda v: f"{v:.3f}" if pd.notna(v) else ""),
+        "tokens / s": show["tokens_per_s"].map(lambda v: f"{v:,.0f}" if pd.notna(v) else ""),
+        "peak MiB": show["peak_mib"].map(lambda v: f"{v:,.0f}" if pd.notna(v) else ""),
+        "MFU": show["mfu"].map(lambda v: f"{100 * v:.1f}%" if pd.notna(v) else ""),
+        "note": show["skipped"].fillna("")})
+    lines = [f"# Benchmarks ({where})", "",
+             f"`benchmarks/bench.py` (`make bench`). Every model: d_model 64, 2 layers, 4 heads, feed-forward x2, "
+             f"a classification head, one AdamW training step on {args.tokens} random tokens (batch = {args.tokens} / L, "
+             f"at least 1), {args.steps} timed steps after one warm-up, each configuration in its own process. "
+             f"MFU is useful FLOPs per second over this machine's fp32 GEMM rate measured in the same run "
+             f"({peak:.1f} GFLOP/s, 2048 x 2048 on {args.threads} threads). FLOPs per token of a training step: "
+             f"6 x the non-embedding parameters, plus attention's 12 x keys x d per layer (all L keys for the "
+             f"Transformer, LaS and BERT; 3 x 64 for block-local; 64 for LaS-chunk), plus an FFT convolution's "
+             f"3 x 2 FFTs of length 2L (2.5 x 2L log2 2L each) per channel, twice for our bidirectional SSMs. "
+             f"Peak memory is the process's high-water RSS above its RSS before the first step (activations, "
+             f"gradients, optimizer state).", "",
+             "## Every kind at L 1K, 4K, 16K", "", _markdown(table), ""]
+    anchors = []
+    for L in args.lengths:
+        anchors.append({"L": L,
+                        "Transformer / HF BERT (sdpa)": f"{ratio('transformer', 'hf_bert_sdpa', L):.2f}x",
+                        "LaS / Transformer": f"{ratio('las', 'transformer', L):.2f}x",
+                        "LaS-chunk / Transformer": f"{ratio('las_chunk', 'transformer', L):.2f}x",
+                        "S4D / minimal S4D": f"{ratio('s4d', 's4d_minimal', L):.2f}x"})
+    lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", _markdown(pd.DataFrame(anchors)), ""]
+    scale = []
+    for kind in ("s4d", "dlr", "las_chunk", "transformer_local", "lstm", "transformer"):
+        try:
+            t = fp32.loc[kind]
+            lo, hi = min(args.lengths), max(args.lengths)
+            scale.append({"kind": kind, f"us / token at {lo}": f"{1e6 / t.loc[lo, 'tokens_per_s']:.1f}",
+                          f"us / token at {hi}": f"{1e6 / t.loc[hi, 'tokens_per_s']:.1f}",
+                          "growth": f"{t.loc[lo, 'tokens_per_s'] / t.loc[hi, 'tokens_per_s']:.2f}x",
+                          f"peak MiB per 1K tokens at {lo}": f"{t.loc[lo, 'peak_mib'] / (t.loc[lo, 'batch'] * lo / 1024):.1f}",
+                          f"at {hi}": f"{t.loc[hi, 'peak_mib'] / (t.loc[hi, 'batch'] * hi / 1024):.1f}"})
+        except KeyError:
+            continue
+    lines += ["## Time per token and memory from the shortest to the longest length", "",
+              "The linear kinds should hold their time per token within 1.5x and their memory per token flat.", "",
+              _markdown(pd.DataFrame(scale)), ""]
+    bf = df[(df["dtype"] == "bf16") & df["skipped"].isna()]
+    if len(bf):
+        rows = [{"kind": r.kind, "fp32 s / step": f"{fp32.loc[(r.kind, r.L), 's_per_step']:.3f}",
+                 "bf16 autocast s / step": f"{r.s_per_step:.3f}",
+                 "bf16 / fp32": f"{r.s_per_step / fp32.loc[(r.kind, r.L), 's_per_step']:.2f}x"}
+                for r in bf.itertuples() if (r.kind, r.L) in fp32.index]
+        lines += ["## bf16 autocast against fp32 (L 1024)", "",
+                  "The training loop uses bf16 autocast on CUDA only; on a CPU it stays fp32 unless this table "
+                  "shows bf16 faster (which needs native bf16 instructions: avx512_bf16 or AMX).", "",
+                  _markdown(pd.DataFrame(rows)), ""]
+    if grid is not None:
+        lines += ["## Where the smoke grid's wall time goes", "",
+                  "The `smoke` profile under `dvc repro` in a fresh clone of the committed tree (its own MLflow "
+                  "store and Prefect home); " + "; ".join(notes) + ".", "", _markdown(grid), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
