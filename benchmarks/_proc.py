@@ -1,37 +1,53 @@
-"""Child processes for the benchmark scripts: killed with the script, never left behind.
+"""Child processes for the benchmark scripts: stopped with the script, never left behind.
 
-A benchmark stopped by SIGTERM or Ctrl-C kills the training it started (an orphaned `arena grid`
-once kept running after its benchmark was killed, and skewed the next measurement)."""
+A benchmark stopped by SIGTERM or Ctrl-C stops what it started, grandchildren included (an
+orphaned `arena grid` once kept training after its benchmark was killed, and skewed the next
+measurement). Each child leads its own process group (`dvc repro` -> `arena grid` -> Prefect's
+server), which gets SIGTERM first, so `arena grid` can close its runs, then SIGKILL."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 
 CHILDREN: list[subprocess.Popen] = []
 
 
-def _kill_children(*_) -> None:
-    for p in CHILDREN:
-        if p.poll() is None:
-            p.kill()
+def stop(p: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM to the child's whole process group, SIGKILL after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _stop_children(*_) -> None:
+    for p in list(CHILDREN):
+        stop(p)
     raise SystemExit(1)
 
 
 def install() -> None:
-    """Route SIGTERM and SIGINT through `_kill_children` (call once, from main)."""
-    signal.signal(signal.SIGTERM, _kill_children)
-    signal.signal(signal.SIGINT, _kill_children)
+    """Route SIGTERM and SIGINT through `_stop_children` (call once, from main)."""
+    signal.signal(signal.SIGTERM, _stop_children)
+    signal.signal(signal.SIGINT, _stop_children)
 
 
 def child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    """`subprocess.run(cmd, capture_output=True, text=True, **kw)`, with the child killed if this
-    process leaves first."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    """`subprocess.run(cmd, capture_output=True, text=True, **kw)` in a process group of its own,
+    stopped if this process leaves first."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
     CHILDREN.append(p)
     try:
         out, err = p.communicate()
     finally:
         if p.poll() is None:
-            p.kill()
+            stop(p)
         CHILDREN.remove(p)
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)

@@ -8,9 +8,10 @@ and where the smoke grid's wall time goes under `dvc repro`.
 Every model: d_model 64, 2 layers, 4 heads, feed-forward x2 (the `cpu` profile's size), a
 classification head, one AdamW step on random tokens; `--tokens` per step (batch = tokens / L,
 at least 1). Each measurement runs in its own subprocess, so its peak memory is its own: on CPU
-the highest RSS sampled during the steps above the RSS just before them (activations, gradients,
-optimizer state), on CUDA torch's peak allocation. A configuration whose L x L tensors alone would pass
-`--max-gib` is skipped with that reason instead of swapping the machine.
+the highest RSS sampled during the warm-up and timed steps above the RSS just before them
+(activations, gradients, optimizer state), on CUDA torch's peak allocation. A configuration whose L x L tensors alone would pass
+`--max-gib` is skipped with that reason instead of swapping the machine (LaS, the one kind that
+still materializes them; the Transformer and BERT use SDPA's fused kernels).
 
 Writes reports/benchmarks.md and reports/benchmarks/bench.csv (+ bench_grid.csv).
 """
@@ -42,6 +43,7 @@ MODELS = {
     "las": "ours: LaS (fast path)",
     "las_chunk": "ours: LaS inside chunks of 64",
     "s4d": "ours: S4D (FFT convolution, bidirectional)",
+    "s4d_uni": "ours: S4D, one direction (like the minimal S4D anchor)",
     "dlr": "ours: diagonal linear RNN (FFT convolution)",
     "lstm": "ours: LSTM",
     "hf_bert_sdpa": "anchor: Hugging Face BertModel, attn_implementation='sdpa'",
@@ -137,7 +139,7 @@ def build(kind: str, L: int):
     ssm = dict(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"], d_state=64)
     cfg = {"transformer": TransformerCfg(**SIZE), "transformer_local": TransformerCfg(**SIZE, block_size=64),
            "las": LaSCfg(**SIZE), "las_chunk": LaSChunkCfg(**SIZE, chunk=64), "s4d": S4DCfg(**ssm),
-           "dlr": DLRCfg(**ssm), "lstm": LSTMCfg(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"])}[kind]
+           "s4d_uni": S4DCfg(**ssm, bidirectional=False), "dlr": DLRCfg(**ssm), "lstm": LSTMCfg(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"])}[kind]
     return new_head(Classifier, build_backbone(cfg, VOCAB, 0, 0), CLASSES, 1)
 
 
@@ -145,39 +147,53 @@ def build(kind: str, L: int):
 # FLOPs per token of one training step (forward + backward = 3 x forward)
 
 
-def flops_per_token(kind: str, model, L: int) -> float:
-    """6 x the parameters a token passes through (its dense matmuls; embeddings are lookups), plus
-    the mixer's own work: attention 12 x keys x d per layer (q.k and the weighted sum of values,
-    2 x 2 x keys x d forward, x 3 with the backward); an FFT convolution 3 x 2 FFTs of length 2L,
-    2.5 x 2L x log2(2L) flops each, per channel per sequence. The LSTM's recurrent matmuls are in
-    its parameters. This is the useful work: padding, masking and LaS's pooling are not counted."""
+def flops_per_token(kind: str, model, L: int, batch: int) -> float:
+    """Useful FLOPs per token of one training step (forward + backward = 3 x forward):
+    - dense: 6 x the parameters a token is multiplied by (embeddings are lookups; an SSM's kernel
+      parameters never touch a token, they build the kernel, counted below);
+    - attention: 12 x keys x d per layer (q.k and the weighted sum of values, 2 x 2 x keys x d
+      forward), keys = L for full attention, LaS and BERT, 3 x 64 for block-local, 64 for LaS-chunk;
+    - FFT convolution, per channel per layer: a real FFT of the input and an inverse real FFT of
+      length 2L, 1.25 x 2L x log2(2L) flops each, x 3 with the backward, per token / L;
+    - the SSM kernel, per channel, state mode and direction: about 8 real flops per position (a
+      complex power and multiply-add) x 3, once per step, so shared by the step's tokens.
+    The LSTM's recurrent matmuls are in its parameters. Padding, masks and LaS's pooling are not
+    useful work and are not counted."""
     import torch
 
+    kernel_mods = [m for m in model.modules() if type(m).__name__.endswith("Kernel")]
+    kernel_params = sum(p.numel() for m in kernel_mods for p in m.parameters())
     embeds = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
-    dense = 6 * (sum(p.numel() for p in model.parameters()) - embeds)
+    dense = 6 * (sum(p.numel() for p in model.parameters()) - embeds - kernel_params)
     d, layers = SIZE["d_model"], SIZE["n_layers"]
-    if kind in ("transformer", "las", "hf_bert_sdpa"):
-        return dense + 12 * L * d * layers
-    if kind in ("transformer_local",):
-        return dense + 12 * min(L, 3 * 64) * d * layers
-    if kind == "las_chunk":
-        return dense + 12 * min(L, 64) * d * layers
-    if kind in ("s4d", "dlr", "s4d_minimal"):
-        directions = 2 if kind in ("s4d", "dlr") else 1  # ours is bidirectional: two kernels per channel
-        return dense + 3 * directions * 2 * 2.5 * 2 * math.log2(2 * L) * d * layers
+    keys = {"transformer": L, "las": L, "hf_bert_sdpa": L, "transformer_local": min(L, 3 * 64), "las_chunk": min(L, 64)}
+    if kind in keys:
+        return dense + 12 * keys[kind] * d * layers
+    if kernel_mods:  # S4D, DLR and the minimal S4D: C holds (directions, channels, modes) complex values
+        modes = sum(m.C.numel() // 2 for m in kernel_mods) / layers  # directions x channels x modes per layer
+        fft = 3 * 2 * 1.25 * 2 * L * math.log2(2 * L) / L * d * layers
+        kernel = 3 * 8 * modes * L * layers / (batch * L)
+        return dense + fft + kernel
     return dense
 
 
 def gemm_peak(threads: int, n: int = 2048, reps: int = 10) -> float:
-    """fp32 GFLOP/s of an n x n matmul on this process's threads: the MFU denominator."""
+    """fp32 GFLOP/s of an n x n matmul on the device the models run on (this process's threads on
+    a CPU): the MFU denominator."""
     import torch
 
+    from components.stages.common import resolve_device
+
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    device = resolve_device("auto")
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b
+    sync()
     t0 = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync()
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
@@ -209,10 +225,10 @@ def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     before, high, sampling = _rss_bytes(), [0], threading.Event()
 
-    def sample():  # the RSS high-water mark of the steps alone (ru_maxrss would include the imports)
+    def sample():  # the RSS high-water mark of warm-up and timed steps (ru_maxrss would include the imports)
         while not sampling.is_set():
             high[0] = max(high[0], _rss_bytes())
-            time.sleep(0.002)
+            time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -241,7 +257,7 @@ def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32", "device": device.type,
             "s_per_step": seconds, "tokens_per_s": batch * L / seconds, "peak_mib": peak / 2 ** 20,
             "params": sum(p.numel() for p in model.parameters()),
-            "flops_per_token": flops_per_token(kind, model, L)}
+            "flops_per_token": flops_per_token(kind, model, L, batch)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +269,8 @@ def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     done = child([sys.executable, __file__, "--one", spec], cwd=ROOT)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32", "skipped": f"failed: {tail}"}
+        return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32",
+                "skipped": f"failed (exit {done.returncode}): {tail}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -280,15 +297,21 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
         for cmd in (["git", "clone", "-q", str(ROOT), str(repo)],):
             subprocess.run(cmd, check=True, capture_output=True)
         env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
+        env["PYTHONPATH"] = str(repo)  # the clone's code, not the editable install's working tree
         for cmd in ([str(BIN / "arena"), "profile", "smoke"], [str(BIN / "dvc"), "config", "--local", "core.analytics", "false"]):
             subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+        raw = (repo / "params.yaml").read_text()  # one unit at a time: the loops' clocks then never overlap
+        one = raw.replace("\nprefect:\n  concurrency: 2", "\nprefect:\n  concurrency: 1", 1)
+        if one == raw:
+            raise RuntimeError("could not set prefect.concurrency: 1 in the smoke profile's params.yaml")
+        (repo / "params.yaml").write_text(one)
         rows = []
         for label in ("dvc repro (smoke profile, from nothing)", "dvc repro again, nothing changed"):
             t0 = time.perf_counter()
             done = child([str(BIN / "dvc"), "repro"], cwd=repo, env=env)
             wall = time.perf_counter() - t0
             if done.returncode != 0:
-                raise SystemExit(f"dvc repro failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+                raise RuntimeError(f"dvc repro exited {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}")
             records = [json.loads(p.read_text()) for p in (repo / "artifacts").rglob("info.json")]
             # a finetuning record repeats its start's pretrain_seconds: count those from the starts only
             train = sum((r.get("finetune_seconds") if "finetune_seconds" in r else r.get("pretrain_seconds")) or 0.0
@@ -297,10 +320,11 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
                          "training_s": round(train, 2) if not rows else 0.0})
             rows[-1]["other_s"] = round(wall - rows[-1]["training_s"], 2)
             rows[-1]["other_share"] = round(rows[-1]["other_s"] / wall, 3)
-        steps_note.append("training seconds are the training loops' own clocks (pretraining and finetuning of "
+        steps_note.append("one unit at a time (`prefect.concurrency: 1`, so the loops' clocks never overlap); "
+                          "training seconds are the training loops' own clocks (pretraining and finetuning of "
                           "every trial and seed, their periodic validation included); everything else (DVC, "
-                          "Prefect's local server, MLflow, process starts, data loading, test evaluation, the "
-                          "report) is orchestration")
+                          "data generation, Prefect's local server, MLflow, process starts, test evaluation, "
+                          "the report) is orchestration")
     return pd.DataFrame(rows)
 
 
@@ -345,28 +369,32 @@ def main() -> None:
             rows.append(run_one(kind, 1024, max(1, args.tokens // 1024), args.steps, True, args.threads))
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    if "skipped" not in df:
-        df["skipped"] = pd.NA
+    for col in ("skipped", "s_per_step", "tokens_per_s", "peak_mib", "flops_per_token"):
+        if col not in df:
+            df[col] = pd.NA
     ok = df["skipped"].isna()
     df.loc[ok, "mfu"] = df.loc[ok, "flops_per_token"] * df.loc[ok, "tokens_per_s"] / (peak * 1e9)
-    fp32 = df[ok & (df["dtype"] == "fp32")].set_index(["kind", "L"])
+    fp32 = df[ok & (df["dtype"] == "fp32")].set_index(["kind", "L"]).sort_index()
     df["us_per_token"] = 1e6 / df["tokens_per_s"]
 
-    def ratio(kind, anchor, L):
+    def ratio(kind, anchor, L) -> str:
         try:
-            return fp32.loc[(kind, L), "s_per_step"] / fp32.loc[(anchor, L), "s_per_step"]
-        except KeyError:
-            return float("nan")
+            return f"{fp32.loc[(kind, L), 's_per_step'] / fp32.loc[(anchor, L), 's_per_step']:.2f}x"
+        except KeyError:  # one of the two was skipped or not asked for
+            return "–"
 
-    notes: list[str] = []
-    grid = None if args.skip_grid else grid_split(notes)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    where = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
-             f"commit {commit}, {time.strftime('%Y-%m-%d')}")
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     out = ROOT / "reports" / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / "bench.csv.tmp", index=False)
+    df.to_csv(out / "bench.csv.tmp", index=False)  # kept even if the grid part below fails
     os.replace(out / "bench.csv.tmp", out / "bench.csv")
+    notes: list[str] = []
+    try:
+        grid = None if args.skip_grid else grid_split(notes)
+    except RuntimeError as err:
+        grid, notes = None, [f"the smoke grid failed: {err}"]
+    where = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
+             f"commit {commit}, {time.strftime('%Y-%m-%d')}")
     if grid is not None:
         grid.to_csv(out / "bench_grid.csv.tmp", index=False)
         os.replace(out / "bench_grid.csv.tmp", out / "bench_grid.csv")
@@ -387,22 +415,24 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
     lines = [f"# Benchmarks ({where})", "",
              f"`benchmarks/bench.py` (`make bench`). Every model: d_model 64, 2 layers, 4 heads, feed-forward x2, "
              f"a classification head, one AdamW training step on {args.tokens} random tokens (batch = {args.tokens} / L, "
-             f"at least 1), {args.steps} timed steps after one warm-up, each configuration in its own process. "
+             f"at least 1), {args.steps} timed steps after one warm-up ({max(1, args.steps - 1)} at L 16K), each configuration in its own process. "
              f"MFU is useful FLOPs per second over this machine's fp32 GEMM rate measured in the same run "
-             f"({peak:.1f} GFLOP/s, 2048 x 2048 on {args.threads} threads). FLOPs per token of a training step: "
-             f"6 x the non-embedding parameters, plus attention's 12 x keys x d per layer (all L keys for the "
-             f"Transformer, LaS and BERT; 3 x 64 for block-local; 64 for LaS-chunk), plus an FFT convolution's "
-             f"3 x 2 FFTs of length 2L (2.5 x 2L log2 2L each) per channel, twice for our bidirectional SSMs. "
-             f"Peak memory is the process's high-water RSS above its RSS before the first step (activations, "
-             f"gradients, optimizer state).", "",
-             "## Every kind at L 1K, 4K, 16K", "", _markdown(table), ""]
+             f"({peak:.1f} GFLOP/s, 2048 x 2048 on {args.threads} threads). FLOPs per token of a training step "
+             f"(forward + backward = 3 x forward): 6 x the parameters a token is multiplied by; attention's "
+             f"12 x keys x d per layer (all L keys for the Transformer, LaS and BERT; 3 x 64 for block-local; 64 "
+             f"for LaS-chunk); an SSM's FFT convolution (a real FFT and its inverse of length 2L, 1.25 x 2L "
+             f"log2 2L each, per channel, spread over the sequence's L tokens) and its kernel (8 flops per "
+             f"position, channel, mode and direction, once per step). "
+             f"Peak memory is the highest RSS sampled (every 10 ms) during the warm-up and timed steps above the RSS before them "
+             f"(activations, gradients, optimizer state).", "",
+             f"## Every kind at L {', '.join(map(str, args.lengths))}", "", _markdown(table), ""]
     anchors = []
     for L in args.lengths:
         anchors.append({"L": L,
-                        "Transformer / HF BERT (sdpa)": f"{ratio('transformer', 'hf_bert_sdpa', L):.2f}x",
-                        "LaS / Transformer": f"{ratio('las', 'transformer', L):.2f}x",
-                        "LaS-chunk / Transformer": f"{ratio('las_chunk', 'transformer', L):.2f}x",
-                        "S4D / minimal S4D": f"{ratio('s4d', 's4d_minimal', L):.2f}x"})
+                        "Transformer / HF BERT (sdpa)": ratio('transformer', 'hf_bert_sdpa', L),
+                        "LaS / Transformer": ratio('las', 'transformer', L),
+                        "LaS-chunk / Transformer": ratio('las_chunk', 'transformer', L),
+                        "S4D (one direction) / minimal S4D": ratio('s4d_uni', 's4d_minimal', L)})
     lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", _markdown(pd.DataFrame(anchors)), ""]
     scale = []
     for kind in ("s4d", "dlr", "las_chunk", "transformer_local", "lstm", "transformer"):
@@ -420,7 +450,7 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
               "The linear kinds should hold their time per token within 1.5x and their memory per token flat.", "",
               _markdown(pd.DataFrame(scale)), ""]
     bf = df[(df["dtype"] == "bf16") & df["skipped"].isna()]
-    if len(bf):
+    if len(bf) and any((r.kind, r.L) in fp32.index for r in bf.itertuples()):
         rows = [{"kind": r.kind, "fp32 s / step": f"{fp32.loc[(r.kind, r.L), 's_per_step']:.3f}",
                  "bf16 autocast s / step": f"{r.s_per_step:.3f}",
                  "bf16 / fp32": f"{r.s_per_step / fp32.loc[(r.kind, r.L), 's_per_step']:.2f}x"}

@@ -70,6 +70,16 @@ def test_defaults_first_makes_trial_0_each_archs_defaults_then_the_same_points(r
     assert first.finetune.lr["transformer"] != first.finetune.lr["s4d"]
 
 
+def test_the_reports_tuning_paragraph_says_what_trial_0_is(raw_params):
+    from components.stages.report import _tuning_text
+
+    raw = tuned(raw_params, 2)
+    plain = _tuning_text(parse_params(raw))
+    first = _tuning_text(parse_params({**raw, "tuning": {**raw["tuning"], "defaults_first": True}}))
+    assert "the same quasi-random points" in plain and "defaults" not in plain.split("selection:")[0]
+    assert "trial 0 each architecture's declared defaults" in first and "first 1 quasi-random point " in first
+
+
 def test_one_trial_is_no_tuning_the_shared_defaults(raw_params):
     params = parse_params(raw_params)
     assert params.tuning.trials == 1 and tuning.candidates(params.tuning) == [{}]

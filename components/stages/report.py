@@ -83,10 +83,12 @@ def _tuning_text(params: Params) -> str:
                 "(per-architecture learning rates as declared there). " + SPENT)
     space = ", ".join(f"`{k}` {'log-' if r.log else ''}uniform in [{r.low:g}, {r.high:g}]" + (" (integer)" if r.integer else "")
                       for k, r in sorted(cfg.space.items()))
-    points = (f"trial 0 each architecture's declared defaults (`pretrain` and `finetune` as written), then "
-              f"{cfg.trials - 1} of the same" if cfg.defaults_first else "the same")
+    n = cfg.trials - cfg.defaults_first
+    points = (f"trial 0 each architecture's declared defaults (`pretrain` and `finetune` as written), then the "
+              f"first {n} quasi-random point{'s' if n > 1 else ''}" if cfg.defaults_first else "the same quasi-random points")
     return (f"Every (task, arch, init) arm had the same declared budget: {cfg.trials} trials, {points} "
-            f"quasi-random points (scrambled Sobol, seed {cfg.seed}) of the space {space}; arms that do not pretrain "
+            f"(scrambled Sobol, seed {cfg.seed}, the same for every arm) of the space {space}; "
+            f"arms that do not pretrain "
             f"ignore `pretrain.*`. Trials train on seed {cfg.seed}"
             + (f", on {100 * cfg.budget_share:g}% of each phase's step budget," if cfg.budget_share < 1 else "")
             + " and are scored on validation data only; "
