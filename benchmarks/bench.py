@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -301,7 +302,7 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
         for cmd in ([str(BIN / "arena"), "profile", "smoke"], [str(BIN / "dvc"), "config", "--local", "core.analytics", "false"]):
             subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
         raw = (repo / "params.yaml").read_text()  # one unit at a time: the loops' clocks then never overlap
-        one = raw.replace("\nprefect:\n  concurrency: 2", "\nprefect:\n  concurrency: 1", 1)
+        one = re.sub(r"(\nprefect:[^\n]*\n  concurrency: )\d+", r"\g<1>1", raw, count=1)
         if one == raw:
             raise RuntimeError("could not set prefect.concurrency: 1 in the smoke profile's params.yaml")
         (repo / "params.yaml").write_text(one)
@@ -459,6 +460,8 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
                   "The training loop uses bf16 autocast on CUDA only; on a CPU it stays fp32 unless this table "
                   "shows bf16 faster (which needs native bf16 instructions: avx512_bf16 or AMX).", "",
                   _markdown(pd.DataFrame(rows)), ""]
+    if grid is None and notes:
+        lines += ["## Where the smoke grid's wall time goes", "", notes[0] + ".", ""]
     if grid is not None:
         lines += ["## Where the smoke grid's wall time goes", "",
                   "The `smoke` profile under `dvc repro` in a fresh clone of the committed tree (its own MLflow "
