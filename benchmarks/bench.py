@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _proc import child, install  # benchmarks/_proc.py (this script's folder is on sys.path)
+from _shared import child, install, markdown  # benchmarks/_shared.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -77,7 +77,7 @@ def hf_bert(L: int):
     return Model()
 
 
-def minimal_s4d(L: int):
+def minimal_s4d():
     """A minimal S4D (Gu et al. 2022, the paper's listing): per channel a diagonal SSM with S4D-Lin
     init, its kernel by a Vandermonde product, FFT convolution, D skip, GELU, GLU output; post-norm
     residual blocks. Written here from the paper, not from our components."""
@@ -136,7 +136,7 @@ def build(kind: str, L: int):
     if kind == "hf_bert_sdpa":
         return hf_bert(L)
     if kind == "s4d_minimal":
-        return minimal_s4d(L)
+        return minimal_s4d()
     ssm = dict(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"], d_state=64)
     cfg = {"transformer": TransformerCfg(**SIZE), "transformer_local": TransformerCfg(**SIZE, block_size=64),
            "las": LaSCfg(**SIZE), "las_chunk": LaSChunkCfg(**SIZE, chunk=64), "s4d": S4DCfg(**ssm),
@@ -295,8 +295,7 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
     env.pop("MLFLOW_TRACKING_URI", None)
     with tempfile.TemporaryDirectory(prefix="arena-bench-grid-") as tmp:
         repo = Path(tmp) / "repo"
-        for cmd in (["git", "clone", "-q", str(ROOT), str(repo)],):
-            subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True, capture_output=True)
         env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
         env["PYTHONPATH"] = str(repo)  # the clone's code, not the editable install's working tree
         for cmd in ([str(BIN / "arena"), "profile", "smoke"], [str(BIN / "dvc"), "config", "--local", "core.analytics", "false"]):
@@ -327,12 +326,6 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
                           "data generation, Prefect's local server, MLflow, process starts, test evaluation, "
                           "the report) is orchestration")
     return pd.DataFrame(rows)
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    return "\n".join(lines + ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
-                              for row in df.itertuples(index=False)])
 
 
 def main() -> None:
@@ -426,7 +419,7 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
              f"position, channel, mode and direction, once per step). "
              f"Peak memory is the highest RSS sampled (every 10 ms) during the warm-up and timed steps above the RSS before them "
              f"(activations, gradients, optimizer state).", "",
-             f"## Every kind at L {', '.join(map(str, args.lengths))}", "", _markdown(table), ""]
+             f"## Every kind at L {', '.join(map(str, args.lengths))}", "", markdown(table), ""]
     anchors = []
     for L in args.lengths:
         anchors.append({"L": L,
@@ -434,7 +427,7 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
                         "LaS / Transformer": ratio('las', 'transformer', L),
                         "LaS-chunk / Transformer": ratio('las_chunk', 'transformer', L),
                         "S4D (one direction) / minimal S4D": ratio('s4d_uni', 's4d_minimal', L)})
-    lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", _markdown(pd.DataFrame(anchors)), ""]
+    lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", markdown(pd.DataFrame(anchors)), ""]
     scale = []
     for kind in ("s4d", "dlr", "las_chunk", "transformer_local", "lstm", "transformer"):
         try:
@@ -449,7 +442,7 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
             continue
     lines += ["## Time per token and memory from the shortest to the longest length", "",
               "The linear kinds should hold their time per token within 1.5x and their memory per token flat.", "",
-              _markdown(pd.DataFrame(scale)), ""]
+              markdown(pd.DataFrame(scale)), ""]
     bf = df[(df["dtype"] == "bf16") & df["skipped"].isna()]
     if len(bf) and any((r.kind, r.L) in fp32.index for r in bf.itertuples()):
         rows = [{"kind": r.kind, "fp32 s / step": f"{fp32.loc[(r.kind, r.L), 's_per_step']:.3f}",
@@ -459,13 +452,13 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
         lines += ["## bf16 autocast against fp32 (L 1024)", "",
                   "The training loop uses bf16 autocast on CUDA only; on a CPU it stays fp32 unless this table "
                   "shows bf16 faster (which needs native bf16 instructions: avx512_bf16 or AMX).", "",
-                  _markdown(pd.DataFrame(rows)), ""]
+                  markdown(pd.DataFrame(rows)), ""]
     if grid is None and notes:
         lines += ["## Where the smoke grid's wall time goes", "", notes[0] + ".", ""]
     if grid is not None:
         lines += ["## Where the smoke grid's wall time goes", "",
                   "The `smoke` profile under `dvc repro` in a fresh clone of the committed tree (its own MLflow "
-                  "store and Prefect home); " + "; ".join(notes) + ".", "", _markdown(grid), ""]
+                  "store and Prefect home); " + "; ".join(notes) + ".", "", markdown(grid), ""]
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from _proc import child, install  # benchmarks/_proc.py: children die with the script
+from _shared import child, install, markdown  # benchmarks/_shared.py: children die with the script
 from components.atomic import write_text
 from components.paths import report_dir
 
@@ -58,11 +58,6 @@ def run(raw: dict, data: Path, concurrency: int, threads: int | None) -> float:
         return wall
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    return "\n".join(lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="digits")
@@ -94,7 +89,7 @@ def main() -> None:
     write_text(f"# Concurrent units of the grid flow ({args.task}, {cores} cores)\n\n"
                f"`{' '.join(['benchmarks/concurrency.py', *sys.argv[1:]])}`: {cells} cells ({', '.join(args.archs)} x "
                f"{', '.join(args.inits)} x seeds {args.seeds}), {args.steps} steps per phase, no tuning; wall time of "
-               "`arena grid --no-report` including Prefect's local server.\n\n" + _markdown(df) + "\n",
+               "`arena grid --no-report` including Prefect's local server.\n\n" + markdown(df) + "\n",
                out / "concurrency.md")
 
 

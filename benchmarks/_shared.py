@@ -1,5 +1,7 @@
-"""Child processes for the benchmark scripts: stopped with the script, never left behind.
+"""Helpers shared by the benchmark scripts: child processes stopped with the script, and
+markdown tables.
 
+Child processes are never left behind.
 A benchmark stopped by SIGTERM or Ctrl-C stops what it started, grandchildren included (an
 orphaned `arena grid` once kept training after its benchmark was killed, and skewed the next
 measurement). Each child leads its own process group (`dvc repro` -> `arena grid` -> Prefect's
@@ -9,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+
+import pandas as pd
 
 CHILDREN: list[subprocess.Popen] = []
 
@@ -51,3 +55,10 @@ def child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
             stop(p)
         CHILDREN.remove(p)
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (empty cells for missing values)."""
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
+                              for row in df.itertuples(index=False)])
