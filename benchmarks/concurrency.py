@@ -37,7 +37,7 @@ def params_for(task: str, steps: int, seeds: list[int], archs: list[str], inits:
     raw["grid"].update(tasks=[task], archs=archs, inits=inits, seeds=seeds, fractions=[1.0], exclude=[])
     raw["tuning"]["trials"] = 1
     for phase in ("pretrain", "finetune"):
-        raw[phase].update(steps=steps, epochs=None, steps_by_arch={}, steps_by_task={}, eval_every=max(1, steps // 3))
+        raw[phase].update(steps=steps, epochs=None, steps_by_arch={}, steps_by_task={}, steps_by_task_arch={}, eval_every=max(1, steps // 3))
     return raw
 
 

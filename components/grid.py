@@ -82,12 +82,12 @@ def task_skip_reason(task: TaskCfg, init: InitCfg) -> Optional[str]:
 
 def excluded(params: Params, cell: Cell) -> bool:
     """Whether a `grid.exclude` rule leaves `cell` out (the report lists such cells by count only)."""
-    return any(rule.matches(cell.task, cell.arch, cell.init, cell.fraction) for rule in params.grid.exclude)
+    return any(rule.matches(cell.task, cell.arch, cell.init, cell.fraction, cell.seed) for rule in params.grid.exclude)
 
 
 def skip_reason(params: Params, cell: Cell) -> Optional[str]:
     for i, rule in enumerate(params.grid.exclude):
-        if rule.matches(cell.task, cell.arch, cell.init, cell.fraction):
+        if rule.matches(cell.task, cell.arch, cell.init, cell.fraction, cell.seed):
             return f"excluded by grid.exclude.{i}"
     return (init_skip_reason(params.archs[cell.arch], params.inits[cell.init])
             or task_skip_reason(params.tasks[cell.task], params.inits[cell.init]))
@@ -95,5 +95,6 @@ def skip_reason(params: Params, cell: Cell) -> Optional[str]:
 
 def arm_skip_reason(params: Params, task: str, arch: str, init: str) -> Optional[str]:
     """Why the whole arm is left out (every label fraction of it), or None when any cell runs."""
-    reasons = [skip_reason(params, Cell(task, arch, init, params.grid.seeds[0], f)) for f in params.grid.fractions]
+    reasons = [skip_reason(params, Cell(task, arch, init, seed, f))
+               for seed in params.grid.seeds for f in params.grid.fractions]
     return None if None in reasons else reasons[0]

@@ -58,8 +58,8 @@ def shrink(raw: dict) -> dict:
         if init.get("total_steps"):
             init["total_steps"] = 6  # compute-tied arms: the shrunk scratch budget
     for phase in ("pretrain", "finetune"):
-        raw[phase].update(steps=6, steps_by_arch={}, steps_by_task={}, batch_size=8, warmup_steps=2, eval_every=3, log_every=2,
-                          checkpoint_every=3)
+        raw[phase].update(steps=6, steps_by_arch={}, steps_by_task={}, steps_by_task_arch={}, batch_size=8,
+                          warmup_steps=2, eval_every=3, log_every=2, checkpoint_every=3)
     # the grid of the cpu_wide profile (every arm once, ListOps, no tuning); tests narrow it as they need
     wide = raw["profiles"]["cpu_wide"]
     raw["grid"].update({key: wide[f"grid.{key}"] for key in ("tasks", "archs", "inits", "seeds", "fractions", "exclude")})

@@ -35,3 +35,17 @@ def test_bit_memory_chance_is_copying_the_visible_bits(raw_params):
     params = parse_params(raw_params)
     assert copy_baseline(params.tasks["bit_memory"]) == 0.75
     assert "copying the query's visible bits" in setting_note(params, "bit_memory") and "(75% per bit)" in setting_note(params, "bit_memory")
+
+
+def test_scale_note_counts_the_seeds_each_cell_finished(raw_params):
+    from components.config import parse_params
+    from components.stages.report import scale_note
+
+    params = parse_params(raw_params)
+    rows = [("transformer", s, "ok") for s in (0, 1, 2)] + [("s4d", s, "ok") for s in (0, 1, 2, 3, 4)]
+    results = pd.DataFrame([{"task": "listops", "arch": a, "init": "scratch", "fraction": 1.0, "seed": s,
+                             "status": st, "finetune_steps": 500} for a, s, st in rows])
+    assert "3–5 seeds per cell" in scale_note(params, results)
+    assert "3 seeds per cell" in scale_note(params, results[results.arch == "transformer"])
+    one = results[(results.arch == "s4d") & (results.seed == 0)]
+    assert "1 seed per cell" in scale_note(params, one)

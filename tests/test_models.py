@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from components.config import S4DCfg, TransformerCfg
+from components.config import DLRCfg, S4DCfg, TransformerCfg
 from components.models import build_backbone
-from components.models.s4d import S4D, ssm_conv, ssm_recurrence_ref
+from components.models.s4d import S4D, s4d_kernel_ref, ssm_conv, ssm_recurrence_ref
 from components.training.optim import param_groups
 
 ARCHS = {"transformer": TransformerCfg(d_model=16, n_layers=2, n_heads=2),
@@ -27,6 +27,26 @@ def test_s4d_fft_matches_recurrence():
     k = layer.kernels(21)
     with torch.no_grad():
         torch.testing.assert_close(ssm_conv(u, k), ssm_recurrence_ref(layer.kernel, u), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cfg", [S4DCfg(d_model=8, d_state=16), S4DCfg(d_model=8, d_state=16, bidirectional=False),
+                                 S4DCfg(d_model=8, d_state=16, rand_init=True), DLRCfg(d_model=8, d_state=16)],
+                         ids=["s4d", "s4d_causal", "s4d_rand", "dlr"])
+@pytest.mark.parametrize("L", [1, 2, 15, 16, 17, 200])  # T = ceil(sqrt L) tiles: exact squares and one past
+def test_chunked_kernel_matches_the_vandermonde_reference_with_gradients(cfg, L):
+    torch.manual_seed(0)
+    kernel = S4D(cfg).kernel
+    if cfg.rand_init:  # as build_backbone does: every parameter ~ N(0, 0.1)
+        with torch.no_grad():
+            for p in kernel.parameters():
+                p.normal_(0.0, 0.1)
+    fast, ref = kernel(L), s4d_kernel_ref(kernel, L)  # (C, D, L)
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    w = torch.randn_like(ref)
+    g_fast = torch.autograd.grad((fast * w).sum(), list(kernel.parameters()))
+    g_ref = torch.autograd.grad((ref * w).sum(), list(kernel.parameters()))
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_s4d_backward_direction_sees_only_later_inputs():

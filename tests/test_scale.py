@@ -136,7 +136,7 @@ def test_step_budgets_by_task_by_arch_and_a_tuning_trials_share(raw_params):
 
     raw_params["tasks"]["digits"] = {"kind": "digits"}
     raw_params["finetune"].update(steps=10, warmup_steps=4, eval_every=4, steps_by_task={"listops": 40},
-                                  steps_by_arch={"s4d": 70})
+                                  steps_by_arch={"s4d": 70}, steps_by_task_arch={"digits": {"s4d": 25}})
     raw_params["tuning"].update(trials=2, budget_share=0.5, space={"finetune.lr": {"low": 1e-4, "high": 1e-2, "log": True}})
     params = parse_params(raw_params)
     from components.selection import defaults
@@ -144,11 +144,34 @@ def test_step_budgets_by_task_by_arch_and_a_tuning_trials_share(raw_params):
     steps = lambda cell: resolve(params, cell, None if cell.trial is not None else defaults()).finetune  # noqa: E731
     assert steps(Cell("listops", "transformer", "scratch", 0)).steps == 40  # the task's budget
     assert steps(Cell("digits", "transformer", "scratch", 0)).steps == 10  # the default
-    assert steps(Cell("listops", "s4d", "scratch", 0)).steps == 70  # the arch's, first
+    assert steps(Cell("listops", "s4d", "scratch", 0)).steps == 70  # the arch's, before the task's
+    assert steps(Cell("digits", "s4d", "scratch", 0)).steps == 25  # the (task, arch) pair's, first of all
     trial = steps(Cell("listops", "transformer", "scratch", 1000, trial=0))
     assert (trial.steps, trial.warmup_steps, trial.eval_every) == (20, 2, 2)  # a trial trains on half of it
     raw_params["finetune"]["steps_by_task"] = {"nope": 5}
     with pytest.raises(ConfigError, match="finetune.steps_by_task: 'nope' is not defined"):
+        parse_params(raw_params)
+    raw_params["finetune"].update(steps_by_task={}, steps_by_task_arch={"digits": {"gru": 5}})
+    with pytest.raises(ConfigError, match="finetune.steps_by_task_arch.digits: 'gru' is not defined"):
+        parse_params(raw_params)
+    raw_params["finetune"]["steps_by_task_arch"] = {"nope": {"s4d": 5}}
+    with pytest.raises(ConfigError, match="finetune.steps_by_task_arch: 'nope' is not defined"):
+        parse_params(raw_params)
+
+
+def test_an_exclude_rule_on_seeds_runs_more_seeds_for_one_arm_only(raw_params):
+    from components.grid import arm_skip_reason, cells, skip_reason
+
+    raw_params["grid"].update(tasks=["listops"], archs=["transformer", "s4d"], inits=["scratch"], seeds=[0, 1, 2],
+                              fractions=[1.0], exclude=[{"arch": "transformer", "seed": [1, 2]}])
+    params = parse_params(raw_params)
+    run = sorted((c.arch, c.seed) for c in cells(params) if skip_reason(params, c) is None)
+    assert run == [("s4d", 0), ("s4d", 1), ("s4d", 2), ("transformer", 0)]
+    assert arm_skip_reason(params, "listops", "transformer", "scratch") is None  # the arm still runs
+    raw_params["grid"]["exclude"] = [{"arch": "transformer", "seed": [0]}]  # its first seed out, the others in
+    assert arm_skip_reason(parse_params(raw_params), "listops", "transformer", "scratch") is None
+    raw_params["grid"]["exclude"] = [{"seed": [7]}]
+    with pytest.raises(ConfigError, match=r"grid.exclude.0.seed: 7 is not one of grid.seeds \[0, 1, 2\]"):
         parse_params(raw_params)
 
 

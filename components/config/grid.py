@@ -13,6 +13,7 @@ class ExcludeRule(Frozen):
     arch: list[str] = []
     init: list[str] = []
     fraction: list[float] = []  # e.g. {task: listops, fraction: 0.1}: that task at full labels only
+    seed: list[int] = []  # e.g. {arch: transformer, seed: [3, 4]}: more seeds only where the effect is small
 
     @model_validator(mode="before")
     @classmethod
@@ -22,9 +23,10 @@ class ExcludeRule(Frozen):
                     for k, v in raw.items()}
         return raw
 
-    def matches(self, task: str, arch: str, init: str, fraction: float) -> bool:
+    def matches(self, task: str, arch: str, init: str, fraction: float, seed: int) -> bool:
         return all(not values or value in values for values, value in
-                   ((self.task, task), (self.arch, arch), (self.init, init), (self.fraction, fraction)))
+                   ((self.task, task), (self.arch, arch), (self.init, init), (self.fraction, fraction),
+                    (self.seed, seed)))
 
 
 class GridCfg(Frozen):

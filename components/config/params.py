@@ -72,6 +72,13 @@ class Params(Frozen):
             for arch in cfg.steps_by_arch:
                 if arch not in self.archs:
                     raise ValueError(f"{phase}.steps_by_arch: '{arch}' is not defined (known: {sorted(self.archs)})")
+            for task, by_arch in cfg.steps_by_task_arch.items():
+                if task not in self.tasks:
+                    raise ValueError(f"{phase}.steps_by_task_arch: '{task}' is not defined (known: {sorted(self.tasks)})")
+                for arch in by_arch:
+                    if arch not in self.archs:
+                        raise ValueError(f"{phase}.steps_by_task_arch.{task}: '{arch}' is not defined "
+                                         f"(known: {sorted(self.archs)})")
         if self.tuning.trials > 1 and self.tuning.seed in self.grid.seeds:
             raise ValueError(f"tuning.seed: {self.tuning.seed} is also in grid.seeds; trials train on their own "
                              "seed so that the reported seeds are fresh runs of the selected configuration")
@@ -85,6 +92,9 @@ class Params(Frozen):
             for f in rule.fraction:
                 if f not in self.grid.fractions:
                     raise ValueError(f"grid.exclude.{i}.fraction: {f} is not one of grid.fractions {self.grid.fractions}")
+            for seed in rule.seed:
+                if seed not in self.grid.seeds:
+                    raise ValueError(f"grid.exclude.{i}.seed: {seed} is not one of grid.seeds {self.grid.seeds}")
         return self
 
 

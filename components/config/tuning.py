@@ -34,7 +34,8 @@ class TuningCfg(Frozen):
     seed `seed` and is scored on validation data; the best (`metric`, ties to the lower trial) then
     runs on every grid seed. `trials: 1` is no tuning: the shared defaults of pretrain/finetune.
     `defaults_first` makes trial 0 those defaults (each arch's calibrated learning rates) and the
-    other trials the first `trials - 1` quasi-random points, so tuning can only add to them.
+    other trials the first `trials - 1` quasi-random points, so the defaults are always a candidate
+    (a Sobol point still wins if it scores higher on validation at the trials' shorter budget).
     `budget_share` trains each trial on that share of both phases' step budgets (cheaper tuning, the
     same for every arm; the report states it)."""
 

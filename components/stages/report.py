@@ -123,7 +123,11 @@ def scale_note(params: Params, results: pd.DataFrame) -> str:
     """At what scale and budget the grid ran, in a sentence for the report's headline."""
     archs = [params.archs[a] for a in params.grid.archs]
     sizes = sorted({f"d{c.d_model}×{c.n_layers}" for c in archs if hasattr(c, "d_model")})
-    seeds = len(params.grid.seeds)
+    ok = results.get("status", pd.Series("ok", index=results.index)).fillna("ok") == "ok"
+    keys = [k for k in ("task", "arch", "init", "fraction") if k in results]
+    counts = results[ok].groupby(keys)["seed"].nunique() if keys and "seed" in results and ok.any() else pd.Series(dtype=int)
+    lo, hi = (int(counts.min()), int(counts.max())) if len(counts) else (len(params.grid.seeds),) * 2
+    seeds = f"{lo}" if lo == hi else f"{lo}–{hi}"
     steps = []
     for phase in ("pretrain", "finetune"):
         col = pd.to_numeric(results.get(f"{phase}_steps", pd.Series(dtype=float)), errors="coerce")
@@ -133,7 +137,7 @@ def scale_note(params: Params, results: pd.DataFrame) -> str:
             lo, hi = int(col.min()), int(col.max())
             steps.append(f"{phase} {lo:,}" + (f"–{hi:,}" if hi != lo else "") + " steps")
     tuned = (f"{params.tuning.trials} tuning trials per arm" if params.tuning.trials > 1 else "no tuning")
-    return (f"Profile `{params.profile}`: models {', '.join(sizes) or 'as configured'}, {seeds} seed{'s' * (seeds != 1)} "
+    return (f"Profile `{params.profile}`: models {', '.join(sizes) or 'as configured'}, {seeds} seed{'s' * (seeds != '1')} "
             f"per cell, {tuned}, {' and '.join(steps) or 'no finished cell'} per cell.")
 
 
