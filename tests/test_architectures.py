@@ -8,8 +8,9 @@ import torch
 from components.config import (DLRCfg, FPTCfg, LaSCfg, LaSChunkCfg, LSTMCfg, S4DCfg, TransformerCfg)
 from components.models import Classifier, build_backbone, count_parameters, new_head, ssm_kernels
 from components.models.attention import SelfAttention, attention_ref
+from components.models import las as las_module
 from components.models.las import (LaSAttention, LaSChunkAttention, decay_factor, decay_rates, las_attend,
-                                   las_attend_ref)
+                                   las_attend_ref, las_attend_sdpa)
 from components.models.local_attention import BlockLocalAttention, block_local_ref
 from components.models.rotary import apply_rotary, rotary_tables
 from components.models.s4d import S4D, ssm_conv, ssm_recurrence_ref
@@ -192,13 +193,43 @@ def test_fast_las_equals_its_materialized_twin_values_and_gradients(causal, pool
     q, k, v = (torch.randn(B, H, L, E, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
     mask = torch.arange(L)[None] < torch.tensor([13, 9, 2])[:, None]
     alphas = decay_rates(H, decay_max).double()
-    fast = las_attend(q, k, v, mask, decay_factor(alphas, L, E, "cpu", torch.float64), pool, causal)
     ref = las_attend_ref(q, k, v, mask, alphas, pool, causal)
     real = mask[:, None, :, None].expand_as(v)
-    torch.testing.assert_close(fast[real], ref[real], atol=1e-12, rtol=1e-10)
-    grads = [torch.autograd.grad((out * real).sum(), (q, k, v)) for out in (fast, ref)]
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+    ref_grads = torch.autograd.grad((ref * real).sum(), (q, k, v))
+    for fast in (las_attend(q, k, v, mask, decay_factor(alphas, L, E, "cpu", torch.float64), pool, causal),
+                 las_attend_sdpa(q, k, v, mask, alphas, pool, causal)):  # dense, and through SDPA
+        torch.testing.assert_close(fast[real], ref[real], atol=1e-12, rtol=1e-10)
+        for a, b in zip(torch.autograd.grad((fast * real).sum(), (q, k, v)), ref_grads):
+            torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_las_sends_long_sequences_through_sdpa_and_keeps_far_decaying_heads_dense(causal, monkeypatch):
+    """From SDPA_FROM positions on, heads whose decay separates within fp32 run through SDPA and
+    the others stay dense; the heads come back in their order, and a float32 run at L 600 with
+    the default B 0.1 (a L = 60) agrees with the reference."""
+    las = LaSAttention(LaSCfg(**T, causal=causal, decay_max=0.3, pool=3))
+    x, mask = _qkv(TransformerCfg(**T), L=13)
+    q, k, v = las.split_heads(x)
+    ref = las_attend_ref(q, k, v, mask, las.alphas, 3, causal)
+    real = mask[:, None, :, None].expand_as(v)
+    calls = []
+    for name in ("las_attend", "las_attend_sdpa"):
+        fn = getattr(las_module, name)
+        monkeypatch.setattr(las_module, name, lambda *a, fn=fn, name=name: calls.append((name, a[0].shape[1])) or fn(*a))
+    monkeypatch.setattr(las_module, "SDPA_FROM", 8)
+    monkeypatch.setattr(las_module, "SEPARABLE", 0.3 * 12 * 0.5)  # the fastest-decaying head (a = 0.3) stays dense
+    torch.testing.assert_close(las.attend(q, k, v, mask)[real], ref[real], atol=1e-5, rtol=1e-4)
+    assert sorted(calls) == [("las_attend", 1), ("las_attend_sdpa", T["n_heads"] - 1)]
+    monkeypatch.undo()
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 4, 600, 16, generator=g) for _ in range(3))
+    mask = torch.arange(600)[None] < torch.tensor([600, 450])[:, None]
+    las = LaSAttention(LaSCfg(d_model=64, n_layers=1, n_heads=4, causal=causal))  # the default decay_max and pool
+    with torch.no_grad():
+        fast, ref = las.attend(q, k, v, mask), las_attend_ref(q, k, v, mask, las.alphas, las.pool, causal)
+    real = mask[:, None, :, None].expand_as(v)
+    torch.testing.assert_close(fast[real], ref[real], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -11,8 +11,12 @@ where the masks re-applied after pooling do not depend on the query (padding: ze
 values before pooling). The causal mask does depend on it near the diagonal, where the pooled
 row would reach r = P // 2 keys into the future; those few terms are subtracted again. Decay and
 scale fold into one cached (H, L, L) factor and the masks into one additive bias, so the scores
-make three passes over (B, H, L, L) instead of about ten. `las_attend_ref` (the paper's order of
-operations, materialized) is the reference twin; tests/test_architectures.py shows they agree.
+make three passes over (B, H, L, L) instead of about ten. From SDPA_FROM positions on, no L x L
+tensor at all (`las_attend_sdpa`): within each triangle the decay separates into a query factor
+times a key factor, so each triangle is one causal call of the fused SDPA kernel, and the two
+softmaxes are joined through their masses, read from a sink key. Heads whose factors would leave
+fp32 (alpha L > SEPARABLE) stay on the dense path. `las_attend_ref` (the paper's order of
+operations, materialized) is the reference twin; tests/test_architectures.py shows all agree.
 
 Ablations are settings, not flags: decay only = `pool: 1`; smoothing only = `decay_max: 0`.
 
@@ -98,6 +102,72 @@ def las_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
     return y
 
 
+SINK = 10.0  # the sink key's score is -SINK: it makes each part's softmax mass readable, 1/s - 1 = Z e^SINK
+SDPA_FROM = 512  # lengths from which LaS runs through SDPA (below, the dense path is faster)
+SEPARABLE = 150.0  # heads with alpha (L - 1) up to this run through SDPA: e^(alpha L / 2) stays within fp32
+
+
+def _sdpa_part(qs: torch.Tensor, ks: torch.Tensor, vp: torch.Tensor, kbias: torch.Tensor, shift: bool) -> tuple:
+    """One triangle of the scores through causal SDPA, with its softmax mass. qs, ks: (B, H, L, E)
+    scaled so that qs . ks is the decayed score; vp: (B, H, L, E); kbias: (B, H, L, 1), 0 or -1e4 per
+    key. Keys are [sink, k_0 .. k_{L-1}] with a sink of score -SINK and a value in its own channel;
+    `shift` prepends a dummy query so that query i sees keys 0..i (else 0..i-1).
+    -> (numerator N e^SINK (B, H, L, E), mass Z e^SINK (B, H, L, 1)) of the keys it saw."""
+    B, H, L, E = qs.shape
+    qa = torch.cat([qs, qs.new_ones(B, H, L, 1)], -1)  # (B, H, L, E + 1): the last channel reads key biases
+    sink_k = qs.new_zeros(B, H, 1, E + 1)
+    sink_k[..., E] = -SINK
+    sink_v = qs.new_zeros(B, H, 1, E + 1)
+    sink_v[..., E] = 1.0
+    K = torch.cat([sink_k, torch.cat([ks, kbias], -1)], 2)  # (B, H, L + 1, E + 1)
+    V = torch.cat([sink_v, F.pad(vp, (0, 1))], 2)  # (B, H, L + 1, E + 1)
+    if shift:
+        qa = F.pad(qa, (0, 0, 1, 0))  # (B, H, L + 1, E + 1): query 0 is a dummy
+    o = F.scaled_dot_product_attention(qa, K, V, is_causal=True, scale=1.0)  # (B, H, L(+1), E + 1)
+    o = o[:, :, 1:] if shift else o
+    s = o[..., E:]  # (B, H, L, 1): e^-SINK / (Z + e^-SINK)
+    return o[..., :E] / s, 1.0 / s - 1.0
+
+
+def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
+                    pool: int, causal: bool) -> torch.Tensor:
+    """LaS through the fused SDPA kernel, never an L x L tensor: q, k, v (B, H, L, E), mask (B, L),
+    alphas (H,) with alpha (L - 1) <= SEPARABLE -> (B, H, L, E).
+
+    Within each triangle the decay separates, exp(-a |i - j|) = exp(-a (i - c)) exp(a (j - c)) for
+    j <= i (c the centre, so no factor leaves fp32), so the lower triangle is causal SDPA on
+    rescaled queries and keys, and the upper one (bidirectional only) causal SDPA on the reversed
+    sequence. The two softmaxes are joined exactly through their masses, read from a sink key;
+    smoothing pools the values, as in `las_attend`."""
+    B, H, L, E = q.shape
+    c = (L - 1) / 2
+    pos = torch.arange(L, device=q.device, dtype=q.dtype) - c  # (L,)
+    up = torch.exp(alphas.to(q)[:, None] * pos)[None, :, :, None]  # (1, H, L, 1): e^(a (i - c))
+    keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
+    kbias = torch.zeros(B, 1, L, 1, dtype=q.dtype, device=q.device).masked_fill(~keys[:, None, :, None], -1e4)
+    kbias = kbias.expand(B, H, L, 1)
+    vp = pool_values(v, mask, pool)  # (B, H, L, E)
+    qs = q / math.sqrt(E)
+    num, mass = _sdpa_part(qs / up, k * up, vp, kbias, shift=True)  # j <= i
+    if not causal:  # j > i: reversed, query i' sees keys j' < i'
+        flip = lambda t: t.flip(2)  # noqa: E731
+        n2, m2 = _sdpa_part(flip(qs * up), flip(k / up), flip(vp), flip(kbias), shift=False)
+        num, mass = num + flip(n2), mass + flip(m2)
+    y = num / mass.clamp_min(1e-30)  # (B, H, L, E)
+    r = pool // 2
+    if causal and r:  # as in las_attend: row i pooled over keys i+1..i+r, removed again
+        kv = v * mask[:, None, :, None]  # (B, H, L, E)
+        csum = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
+        rows = torch.arange(L, device=q.device)
+        for d in range(r):  # w[i, i - d] = exp(score + SINK) / mass
+            i = rows[d:]
+            score = (qs[:, :, d:] * k[:, :, :L - d]).sum(-1, keepdim=True) * torch.exp(-alphas.to(q) * d)[:, None, None]
+            w = torch.exp(score + SINK + kbias[:, :, :L - d]) / mass[:, :, d:].clamp_min(1e-30)  # (B, H, L - d, 1)
+            future = csum[:, :, i - d + r] - csum[:, :, i]  # (B, H, L - d, E)
+            y = torch.cat([y[:, :, :d], y[:, :, d:] - w * future / pool], 2)
+    return y
+
+
 def las_attend_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
                    pool: int, causal: bool) -> torch.Tensor:
     """The paper's order of operations, L x L materialized: q, k, v (B, H, L, E) -> (B, H, L, E)."""
@@ -133,18 +203,34 @@ class LaSAttention(SelfAttention):
         self.register_buffer("alphas", decay_rates(cfg.n_heads, cfg.decay_max), persistent=False)
         self._factors: dict[tuple, torch.Tensor] = {}  # (L, E, device, dtype) -> (H, L, L); no gradient
 
-    def factor(self, L: int, E: int, device, dtype) -> torch.Tensor:
-        key = (L, E, str(device), dtype)
+    def factor(self, heads: tuple[int, ...], L: int, E: int, device, dtype) -> torch.Tensor:
+        key = (heads, L, E, str(device), dtype)
         if key not in self._factors:
             if len(self._factors) > 8:  # lengths vary by batch: keep the cache small
                 self._factors.clear()
-            self._factors[key] = decay_factor(self.alphas, L, E, device, dtype)
+            self._factors[key] = decay_factor(self.alphas[list(heads)], L, E, device, dtype)
         return self._factors[key]
 
     def attend(self, q, k, v, mask):
-        """q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E)."""
-        factor = self.factor(q.shape[2], q.shape[3], q.device, q.dtype)  # (H, L, L)
-        return las_attend(q, k, v, mask, factor, self.pool, self.causal)
+        """q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E). From SDPA_FROM positions the heads
+        whose decay separates within fp32 run through SDPA (`las_attend_sdpa`), the rest (and every
+        head of shorter sequences) through the dense path (`las_attend`)."""
+        H, L, E = q.shape[1], q.shape[2], q.shape[3]
+        dense = tuple(range(H)) if L < SDPA_FROM else tuple(
+            h for h in range(H) if float(self.alphas[h]) * (L - 1) > SEPARABLE)
+        fused = [h for h in range(H) if h not in dense]
+        parts = []
+        if fused:
+            parts.append(las_attend_sdpa(q[:, fused], k[:, fused], v[:, fused], mask, self.alphas[fused],
+                                         self.pool, self.causal))  # (B, H_fused, L, E)
+        if dense:
+            h = list(dense)
+            parts.append(las_attend(q[:, h], k[:, h], v[:, h], mask, self.factor(dense, L, E, q.device, q.dtype),
+                                    self.pool, self.causal))  # (B, H_dense, L, E)
+        if len(parts) == 1:
+            return parts[0]
+        order = torch.tensor(fused + list(dense), device=q.device).argsort()
+        return torch.cat(parts, 1)[:, order]  # (B, H, L, E)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D), mask: (B, L) bool -> (B, L, D)."""
