@@ -233,6 +233,27 @@ def test_las_sends_long_sequences_through_sdpa_and_keeps_far_decaying_heads_dens
 
 
 @pytest.mark.parametrize("causal", [False, True])
+def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
+    """Scores near 100 would underflow the sink's weight: that call falls back to the dense path.
+    Under bf16 autocast the factors and masses stay fp32, so the decay is not rounded."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 40, 8, generator=g) for _ in range(3))
+    mask = torch.arange(40)[None] < torch.tensor([40, 31])[:, None]
+    alphas = decay_rates(4, 0.1)
+    real = mask[:, None, :, None].expand_as(v)
+    big = q * 40.0  # row maxima of the scores far above 75
+    fast, ref = las_attend_sdpa(big, k, v, mask, alphas, 3, causal), las_attend_ref(big, k, v, mask, alphas, 3, causal)
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast[real], ref[real], atol=1e-4, rtol=1e-4)
+    qb, kb, vb = (t.bfloat16() for t in (q, k, v))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = las_attend_sdpa(qb, kb, vb, mask, alphas, 3, causal)
+    assert fast.dtype == torch.bfloat16
+    ref = las_attend_ref(qb.float(), kb.float(), vb.float(), mask, alphas, 3, causal)
+    torch.testing.assert_close(fast.float()[real], ref[real], atol=2e-2, rtol=2e-2)  # bf16 output rounding only
+
+
+@pytest.mark.parametrize("causal", [False, True])
 def test_las_chunk_is_las_on_each_chunk(causal):
     chunked = LaSChunkAttention(LaSChunkCfg(**T, causal=causal, decay_max=0.3, pool=3, chunk=5, positions="none"))
     x, mask = _qkv(TransformerCfg(**T), L=13)

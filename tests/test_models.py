@@ -74,3 +74,15 @@ def test_ssm_parameters_get_their_own_lr_and_no_weight_decay():
         else:
             assert (g["lr"], g["weight_decay"]) == (5e-3, 0.0), name
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_s4d_kernel_and_convolution_stay_fp32_under_bf16_autocast():
+    """CUDA's FFT takes no bf16; the kernel's GEMM must not be rounded by autocast either."""
+    torch.manual_seed(0)
+    layer = S4D(S4DCfg(d_model=8, d_state=16))
+    exact = layer.kernel(300)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        k = layer.kernel(300)
+        y = ssm_conv(torch.randn(2, 8, 300).bfloat16(), k)
+    assert k.dtype == torch.float32 and y.dtype == torch.float32
+    torch.testing.assert_close(k, exact)

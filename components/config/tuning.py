@@ -32,7 +32,7 @@ class TuningCfg(Frozen):
     """The tuning budget, the same for every (task, arch, init) arm: `trials` quasi-random points
     of `space` (scrambled Sobol, seeded by `seed`), identical for every arm; each trial trains on the
     seed `seed` and is scored on validation data; the best (`metric`, ties to the lower trial) then
-    runs on every grid seed. `trials: 1` is no tuning: the shared defaults of pretrain/finetune.
+    runs on each of the arm's grid seeds. `trials: 1` is no tuning: the shared defaults of pretrain/finetune.
     `defaults_first` makes trial 0 those defaults (each arch's calibrated learning rates) and the
     other trials the first `trials - 1` quasi-random points, so the defaults are always a candidate
     (a Sobol point still wins if it scores higher on validation at the trials' shorter budget).

@@ -103,29 +103,31 @@ def las_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
 
 
 SINK = 10.0  # the sink key's score is -SINK: it makes each part's softmax mass readable, 1/s - 1 = Z e^SINK
-SDPA_FROM = 512  # lengths from which LaS runs through SDPA (below, the dense path is faster)
+SDPA_FROM = 512  # lengths from which LaS runs through SDPA (at 128-256 the dense path is as fast or faster)
 SEPARABLE = 150.0  # heads with alpha (L - 1) up to this run through SDPA: e^(alpha L / 2) stays within fp32
 
 
 def _sdpa_part(qs: torch.Tensor, ks: torch.Tensor, vp: torch.Tensor, kbias: torch.Tensor, shift: bool) -> tuple:
     """One triangle of the scores through causal SDPA, with its softmax mass. qs, ks: (B, H, L, E)
     scaled so that qs . ks is the decayed score; vp: (B, H, L, E); kbias: (B, H, L, 1), 0 or -1e4 per
-    key. Keys are [sink, k_0 .. k_{L-1}] with a sink of score -SINK and a value in its own channel;
-    `shift` prepends a dummy query so that query i sees keys 0..i (else 0..i-1).
+    key. Keys are [sink, k_0 .. k_{L-1}] with a sink of score -SINK and a value in its own channel
+    (channel E; the head width is padded to a multiple of 8, which GPU kernels need); `shift`
+    prepends a dummy query so that query i sees keys 0..i, else one is appended and query i sees
+    keys 0..i-1 (square either way: fused kernels take causal masks on square shapes only).
     -> (numerator N e^SINK (B, H, L, E), mass Z e^SINK (B, H, L, 1)) of the keys it saw."""
     B, H, L, E = qs.shape
-    qa = torch.cat([qs, qs.new_ones(B, H, L, 1)], -1)  # (B, H, L, E + 1): the last channel reads key biases
-    sink_k = qs.new_zeros(B, H, 1, E + 1)
+    W = (E + 8) // 8 * 8  # E + 1 channels, padded
+    qa = F.pad(torch.cat([qs, qs.new_ones(B, H, L, 1)], -1), (0, W - E - 1))  # (B, H, L, W): channel E reads key biases
+    sink_k = qs.new_zeros(B, H, 1, W)
     sink_k[..., E] = -SINK
-    sink_v = qs.new_zeros(B, H, 1, E + 1)
+    sink_v = qs.new_zeros(B, H, 1, W)
     sink_v[..., E] = 1.0
-    K = torch.cat([sink_k, torch.cat([ks, kbias], -1)], 2)  # (B, H, L + 1, E + 1)
-    V = torch.cat([sink_v, F.pad(vp, (0, 1))], 2)  # (B, H, L + 1, E + 1)
-    if shift:
-        qa = F.pad(qa, (0, 0, 1, 0))  # (B, H, L + 1, E + 1): query 0 is a dummy
-    o = F.scaled_dot_product_attention(qa, K, V, is_causal=True, scale=1.0)  # (B, H, L(+1), E + 1)
-    o = o[:, :, 1:] if shift else o
-    s = o[..., E:]  # (B, H, L, 1): e^-SINK / (Z + e^-SINK)
+    K = torch.cat([sink_k, F.pad(torch.cat([ks, kbias], -1), (0, W - E - 1))], 2)  # (B, H, L + 1, W)
+    V = torch.cat([sink_v, F.pad(vp, (0, W - E))], 2)  # (B, H, L + 1, W)
+    qa = F.pad(qa, (0, 0, 1, 0) if shift else (0, 0, 0, 1))  # (B, H, L + 1, W): one dummy query
+    o = F.scaled_dot_product_attention(qa, K, V, is_causal=True, scale=1.0)  # (B, H, L + 1, W)
+    o = o[:, :, 1:] if shift else o[:, :, :L]  # (B, H, L, W)
+    s = o[..., E:E + 1]  # (B, H, L, 1): e^-SINK / (Z + e^-SINK)
     return o[..., :E] / s, 1.0 / s - 1.0
 
 
@@ -138,34 +140,41 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     j <= i (c the centre, so no factor leaves fp32), so the lower triangle is causal SDPA on
     rescaled queries and keys, and the upper one (bidirectional only) causal SDPA on the reversed
     sequence. The two softmaxes are joined exactly through their masses, read from a sink key;
-    smoothing pools the values, as in `las_attend`."""
+    smoothing pools the values, as in `las_attend`. Runs in fp32 (or float64) even under bf16
+    autocast: the factors and masses need its precision. Should a row's scores exceed ~75, the sink's
+    weight would underflow; such a call is recomputed on the dense path."""
     B, H, L, E = q.shape
-    c = (L - 1) / 2
-    pos = torch.arange(L, device=q.device, dtype=q.dtype) - c  # (L,)
-    up = torch.exp(alphas.to(q)[:, None] * pos)[None, :, :, None]  # (1, H, L, 1): e^(a (i - c))
-    keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
-    kbias = torch.zeros(B, 1, L, 1, dtype=q.dtype, device=q.device).masked_fill(~keys[:, None, :, None], -1e4)
-    kbias = kbias.expand(B, H, L, 1)
-    vp = pool_values(v, mask, pool)  # (B, H, L, E)
-    qs = q / math.sqrt(E)
-    num, mass = _sdpa_part(qs / up, k * up, vp, kbias, shift=True)  # j <= i
-    if not causal:  # j > i: reversed, query i' sees keys j' < i'
-        flip = lambda t: t.flip(2)  # noqa: E731
-        n2, m2 = _sdpa_part(flip(qs * up), flip(k / up), flip(vp), flip(kbias), shift=False)
-        num, mass = num + flip(n2), mass + flip(m2)
-    y = num / mass.clamp_min(1e-30)  # (B, H, L, E)
-    r = pool // 2
-    if causal and r:  # as in las_attend: row i pooled over keys i+1..i+r, removed again
-        kv = v * mask[:, None, :, None]  # (B, H, L, E)
-        csum = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
-        rows = torch.arange(L, device=q.device)
-        for d in range(r):  # w[i, i - d] = exp(score + SINK) / mass
-            i = rows[d:]
-            score = (qs[:, :, d:] * k[:, :, :L - d]).sum(-1, keepdim=True) * torch.exp(-alphas.to(q) * d)[:, None, None]
-            w = torch.exp(score + SINK + kbias[:, :, :L - d]) / mass[:, :, d:].clamp_min(1e-30)  # (B, H, L - d, 1)
-            future = csum[:, :, i - d + r] - csum[:, :, i]  # (B, H, L - d, E)
-            y = torch.cat([y[:, :, :d], y[:, :, d:] - w * future / pool], 2)
-    return y
+    dtype = q.dtype
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = (t.to(torch.promote_types(dtype, torch.float32)) for t in (q, k, v))
+        alphas = alphas.to(q)
+        pos = torch.arange(L, device=q.device, dtype=q.dtype) - (L - 1) / 2  # (L,): i - c
+        up = torch.exp(alphas[:, None] * pos)[None, :, :, None]  # (1, H, L, 1): e^(a (i - c))
+        keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
+        kbias = torch.zeros(B, 1, L, 1, dtype=q.dtype, device=q.device).masked_fill(~keys[:, None, :, None], -1e4)
+        kbias = kbias.expand(B, H, L, 1)
+        vp = pool_values(v, mask, pool)  # (B, H, L, E)
+        qs = q / math.sqrt(E)
+        num, mass = _sdpa_part(qs / up, k * up, vp, kbias, shift=True)  # j <= i
+        if not causal:  # j > i: reversed, query i' sees keys j' < i'
+            flip = lambda t: t.flip(2)  # noqa: E731
+            n2, m2 = _sdpa_part(flip(qs * up), flip(k / up), flip(vp), flip(kbias), shift=False)
+            num, mass = num + flip(n2), mass + flip(m2)
+        if not bool((mass < 1e30).all()):  # a sink weight underflowed (or NaN): the dense path has no sink
+            return las_attend(q, k, v, mask, decay_factor(alphas, L, E, q.device, q.dtype), pool, causal).to(dtype)
+        y = num / mass.clamp_min(1e-30)  # (B, H, L, E)
+        r = pool // 2
+        if causal and r:  # as in las_attend: row i pooled over keys i+1..i+r, removed again
+            kv = v * mask[:, None, :, None]  # (B, H, L, E)
+            csum = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
+            rows = torch.arange(L, device=q.device)
+            for d in range(r):  # w[i, i - d] = exp(score + SINK) / mass
+                i = rows[d:]
+                score = (qs[:, :, d:] * k[:, :, :L - d]).sum(-1, keepdim=True) * torch.exp(-alphas * d)[:, None, None]
+                w = torch.exp(score + SINK + kbias[:, :, :L - d]) / mass[:, :, d:].clamp_min(1e-30)  # (B, H, L - d, 1)
+                future = csum[:, :, i - d + r] - csum[:, :, i]  # (B, H, L - d, E)
+                y = torch.cat([y[:, :, :d], y[:, :, d:] - w * future / pool], 2)
+    return y.to(dtype)
 
 
 def las_attend_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
@@ -195,13 +204,15 @@ def las_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor, alphas: to
 
 
 class LaSAttention(SelfAttention):
-    """Multi-head attention with exponential locality decay and row smoothing (materialises L x L)."""
+    """Multi-head attention with exponential locality decay and row smoothing (dense below
+    SDPA_FROM positions, through SDPA from there)."""
 
     def __init__(self, cfg: LaSCfg):
         super().__init__(cfg)
         self.pool = cfg.pool
         self.register_buffer("alphas", decay_rates(cfg.n_heads, cfg.decay_max), persistent=False)
-        self._factors: dict[tuple, torch.Tensor] = {}  # (L, E, device, dtype) -> (H, L, L); no gradient
+        self.rates = self.alphas.tolist()  # on the host: dispatching heads needs no device sync
+        self._factors: dict[tuple, torch.Tensor] = {}  # (heads, L, E, device, dtype) -> (H', L, L); no gradient
 
     def factor(self, heads: tuple[int, ...], L: int, E: int, device, dtype) -> torch.Tensor:
         key = (heads, L, E, str(device), dtype)
@@ -217,7 +228,7 @@ class LaSAttention(SelfAttention):
         head of shorter sequences) through the dense path (`las_attend`)."""
         H, L, E = q.shape[1], q.shape[2], q.shape[3]
         dense = tuple(range(H)) if L < SDPA_FROM else tuple(
-            h for h in range(H) if float(self.alphas[h]) * (L - 1) > SEPARABLE)
+            h for h in range(H) if self.rates[h] * (L - 1) > SEPARABLE)
         fused = [h for h in range(H) if h not in dense]
         parts = []
         if fused:

@@ -72,16 +72,18 @@ class S4DKernel(nn.Module):
         Fast path: write l = q T + t (T ~ sqrt L), so z^l = z^(qT) z^t and the sum over modes is
         one real batched GEMM per channel, (C Q, 2N) @ (2N, T), over 2 Re(a b) = 2 (Re a Re b -
         Im a Im b). Memory O(D N sqrt L + D L) instead of the (D, N, L) Vandermonde of
-        `s4d_kernel_ref`, and the sum runs at GEMM speed instead of as L N complex exps."""
+        `s4d_kernel_ref`, and the sum runs at GEMM speed instead of as L N complex exps. Always
+        fp32: under bf16 autocast the GEMM would round the kernel, and CUDA's FFT takes no bf16."""
         log_A, C = self.discrete()  # (D, N), (C, D, N)
-        T = max(1, math.isqrt(L - 1) + 1)
+        T = math.isqrt(max(L, 1) - 1) + 1
         Q = -(-L // T)
         ar = torch.arange(max(T, Q), device=log_A.device)
         inner = (log_A[..., None] * ar[:T]).exp()  # (D, N, T): z^t
         outer = C[..., None] * (log_A[..., None] * (ar[:Q] * T)).exp()  # (C, D, N, Q): C z^(qT)
         lhs = torch.cat([outer.real, -outer.imag], dim=2).permute(1, 0, 3, 2)  # (D, C, Q, 2N)
         rhs = torch.cat([inner.real, inner.imag], dim=1)  # (D, 2N, T)
-        k = 2 * (lhs.reshape(lhs.shape[0], -1, lhs.shape[-1]) @ rhs)  # (D, C Q, T)
+        with torch.autocast(log_A.device.type, enabled=False):
+            k = 2 * (lhs.reshape(lhs.shape[0], -1, lhs.shape[-1]) @ rhs)  # (D, C Q, T)
         return k.reshape(k.shape[0], C.shape[0], Q * T)[..., :L].transpose(0, 1)  # (C, D, L)
 
 
@@ -108,6 +110,8 @@ def ssm_conv(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """u: (B, D, L), k: (C, D, L) -> (B, D, L), one FFT convolution of size 2L:
     y_t = sum_{s<=t} k[0, t-s] u_s  (+ sum_{s>t} k[1, s-t-1] u_s when C = 2)."""
     L = u.shape[-1]
+    if u.dtype in (torch.bfloat16, torch.float16):  # under autocast; CUDA's FFT takes neither
+        u = u.float()
     kk = F.pad(k[0], (0, L))  # (D, 2L)
     if k.shape[0] == 2:
         kk = kk + F.pad(k[1].flip(-1), (L, 0))
