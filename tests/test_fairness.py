@@ -254,10 +254,32 @@ def test_narrowing_is_the_signed_difference_of_gains(tiny_params):
     (p,) = _claims(_gap_rows([0.50, 0.51, 0.52], [0.55, 0.56, 0.57], [0.30, 0.31, 0.32], [0.31, 0.32, 0.33]),
                    tiny_params, claim)
     assert p.verdict == "premise not met" and "does not lead" in p.evidence and math.isnan(p.p_holm)
-    # arms that ran different seeds: a Welch contrast of the four arms, not "not run"
+    # arms that ran unrelated seeds: a Welch contrast of the four arms, not "not run"
     (u,) = _claims(_gap_rows([0.30, 0.31, 0.32], [0.40, 0.41, 0.42], [0.50, 0.51, 0.52], [0.51, 0.515, 0.53],
-                             seeds=((0, 1, 2), (0, 1, 2), (3, 4, 5), (3, 4, 5))), tiny_params, claim)
+                             seeds=((0, 1, 2), (0, 1, 3), (3, 4, 5), (3, 4, 6))), tiny_params, claim)
     assert u.method == "Welch" and u.verdict in ("holds", "inconclusive")
+
+
+def test_narrowing_with_more_seeds_for_the_ssm_pairs_each_gain_then_compares_them(tiny_params):
+    """The Transformer on seeds 0-2, the SSM on 0-4 (5 seeds where its effect is small): each
+    gain is paired within its architecture, then the gains are compared by Welch."""
+    claim, three, five = "SPT narrows the Transformer–SSM gap", (0, 1, 2), (0, 1, 2, 3, 4)
+    t0, s0 = [0.30, 0.34, 0.31], [0.50, 0.55, 0.52, 0.49, 0.53]  # the SSM leads from scratch
+    seeds = (three, three, five, five)
+
+    def run(t_gain, s_gain):
+        t1 = [a + g for a, g in zip(t0, t_gain)]
+        s1 = [a + g for a, g in zip(s0, s_gain)]
+        (v,) = _claims(_gap_rows(t0, t1, s0, s1, seeds=seeds), tiny_params, claim)
+        return v
+
+    holds = run([0.10, 0.11, 0.09], [0.01, 0.00, 0.02, 0.01, 0.015])  # the Transformer gains ~10, the SSM ~1
+    assert holds.verdict == "holds" and holds.method == "Welch of paired gains"
+    assert holds.difference == pytest.approx(10 - 1.1, abs=1e-6)
+    reverses = run([0.01, 0.00, 0.02], [0.10, 0.11, 0.09, 0.10, 0.105])  # the SSM gains more: the gap widens
+    assert reverses.verdict == "contradicted" and reverses.difference < 0
+    none = run([0.01, -0.01, 0.005], [0.00, 0.01, -0.01, 0.005, 0.0])  # neither gains: no effect to find
+    assert none.verdict == "inconclusive" and none.low < 0 < none.high
 
 
 def test_a_claim_resting_on_an_unconverged_or_chance_cell_says_so(tiny_params):

@@ -105,13 +105,21 @@ def difference(a: pd.Series, b: pd.Series) -> stats.Interval:
 
 
 def gain_difference(t0: pd.Series, t1: pd.Series, s0: pd.Series, s1: pd.Series) -> stats.Interval:
-    """(t1 - t0) - (s1 - s0): the Transformer's gain from SPT minus the SSM's, paired by seed when
-    all four arms ran the same seeds, else a Welch contrast of the four arms."""
+    """(t1 - t0) - (s1 - s0): the Transformer's gain from SPT minus the SSM's. Paired by seed when
+    all four arms ran the same seeds. When each architecture's two arms share their seeds but the
+    architectures ran different ones (more seeds where an effect is small), each gain is paired
+    within its architecture and the two gains are compared by Welch. Else a Welch contrast of the
+    four arms."""
     if len({frozenset(x.index) for x in (t0, t1, s0, s1)}) == 1:
         seeds = sorted(t0.index)
         d = (t1[seeds] - t0[seeds]) - (s1[seeds] - s0[seeds])
         ci = stats.mean_ci(d.to_numpy(), "paired t")
         if ci.has_interval or ci.n >= stats.MIN_SEEDS:
+            return ci
+    elif set(t0.index) == set(t1.index) and set(s0.index) == set(s1.index):
+        gt, gs = (t1 - t0[t1.index]).to_numpy(), (s1 - s0[s1.index]).to_numpy()
+        ci = stats.contrast([gt, gs], [1.0, -1.0], "Welch of paired gains")
+        if ci.has_interval:
             return ci
     return stats.contrast([t1.to_numpy(), t0.to_numpy(), s1.to_numpy(), s0.to_numpy()], [1.0, -1.0, -1.0, 1.0])
 
