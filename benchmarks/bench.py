@@ -10,8 +10,8 @@ classification head, one AdamW step on random tokens; `--tokens` per step (batch
 at least 1). Each measurement runs in its own subprocess, so its peak memory is its own: on CPU
 the highest RSS sampled during the warm-up and timed steps above the RSS just before them
 (activations, gradients, optimizer state), on CUDA torch's peak allocation. A configuration whose L x L tensors alone would pass
-`--max-gib` is skipped with that reason instead of swapping the machine (LaS, the one kind that
-still materializes them; the Transformer and BERT use SDPA's fused kernels).
+`--max-gib` is skipped with that reason instead of swapping the machine (LaS's heads on its dense
+path, the one place left that materializes them; everything else runs on SDPA's fused kernels).
 
 Writes reports/benchmarks.md and reports/benchmarks/bench.csv (+ bench_grid.csv).
 """
@@ -42,6 +42,8 @@ MODELS = {
     "transformer": "ours: pre-LN Transformer on SDPA",
     "transformer_local": "ours: block-local attention (blocks of 64, each sees itself and its neighbours)",
     "las": "ours: LaS (fast path)",
+    "transformer_causal": "ours: causal Transformer on SDPA",
+    "las_causal": "ours: causal LaS (fast path)",
     "las_chunk": "ours: LaS inside chunks of 64",
     "s4d": "ours: S4D (FFT convolution, bidirectional)",
     "s4d_uni": "ours: S4D, one direction (like the minimal S4D anchor)",
@@ -139,7 +141,8 @@ def build(kind: str, L: int):
         return minimal_s4d()
     ssm = dict(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"], d_state=64)
     cfg = {"transformer": TransformerCfg(**SIZE), "transformer_local": TransformerCfg(**SIZE, block_size=64),
-           "las": LaSCfg(**SIZE), "las_chunk": LaSChunkCfg(**SIZE, chunk=64), "s4d": S4DCfg(**ssm),
+           "las": LaSCfg(**SIZE), "transformer_causal": TransformerCfg(**SIZE, causal=True),
+           "las_causal": LaSCfg(**SIZE, causal=True), "las_chunk": LaSChunkCfg(**SIZE, chunk=64), "s4d": S4DCfg(**ssm),
            "s4d_uni": S4DCfg(**ssm, bidirectional=False), "dlr": DLRCfg(**ssm), "lstm": LSTMCfg(d_model=SIZE["d_model"], n_layers=SIZE["n_layers"])}[kind]
     return new_head(Classifier, build_backbone(cfg, VOCAB, 0, 0), CLASSES, 1)
 
@@ -153,7 +156,8 @@ def flops_per_token(kind: str, model, L: int, batch: int) -> float:
     - dense: 6 x the parameters a token is multiplied by (embeddings are lookups; an SSM's kernel
       parameters never touch a token, they build the kernel, counted below);
     - attention: 12 x keys x d per layer (q.k and the weighted sum of values, 2 x 2 x keys x d
-      forward), keys = L for full attention, LaS and BERT, 3 x 64 for block-local, 64 for LaS-chunk;
+      forward), keys = L for full attention, LaS and BERT (L / 2 on average when causal), 3 x 64 for
+      block-local, 64 for LaS-chunk;
     - FFT convolution, per channel per layer: a real FFT of the input and an inverse real FFT of
       length 2L, 1.25 x 2L x log2(2L) flops each, x 3 with the backward, per token / L;
     - the SSM kernel, per channel, state mode and direction: about 8 real flops per position (a
@@ -167,7 +171,8 @@ def flops_per_token(kind: str, model, L: int, batch: int) -> float:
     embeds = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
     dense = 6 * (sum(p.numel() for p in model.parameters()) - embeds - kernel_params)
     d, layers = SIZE["d_model"], SIZE["n_layers"]
-    keys = {"transformer": L, "las": L, "hf_bert_sdpa": L, "transformer_local": min(L, 3 * 64), "las_chunk": min(L, 64)}
+    keys = {"transformer": L, "las": L, "hf_bert_sdpa": L, "transformer_causal": L / 2, "las_causal": L / 2,
+            "transformer_local": min(L, 3 * 64), "las_chunk": min(L, 64)}
     if kind in keys:
         return dense + 12 * keys[kind] * d * layers
     if kernel_mods:  # S4D, DLR and the minimal S4D: C holds (directions, channels, modes) complex values
@@ -276,10 +281,16 @@ def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
 
 
 def too_big(kind: str, L: int, batch: int, max_gib: float) -> str | None:
-    """Why a configuration is not run: LaS's reference-free fast path still holds (B, H, L, L)
+    """Why a configuration is not run: LaS's heads on the dense path (every head below SDPA_FROM
+    positions, else those whose decay leaves fp32, alpha (L - 1) > SEPARABLE) hold (B, H, L, L)
     scores, weights and their gradients (about 6 such tensors per layer in the backward)."""
-    if kind == "las":
-        gib = 6 * batch * SIZE["n_heads"] * L * L * 4 / 2 ** 30
+    if kind in ("las", "las_causal"):
+        from components.config import LaSCfg
+        from components.models import las
+
+        rates = las.decay_rates(SIZE["n_heads"], LaSCfg().decay_max).tolist()
+        dense = len(rates) if L < las.SDPA_FROM else sum(a * (L - 1) > las.SEPARABLE for a in rates)
+        gib = 6 * batch * dense * L * L * 4 / 2 ** 30
         if gib > max_gib:
             return f"skipped: its L x L tensors alone need ~{gib:.0f} GiB (over --max-gib {max_gib:g})"
     return None
@@ -413,7 +424,7 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
              f"MFU is useful FLOPs per second over this machine's fp32 GEMM rate measured in the same run "
              f"({peak:.1f} GFLOP/s, 2048 x 2048 on {args.threads} threads). FLOPs per token of a training step "
              f"(forward + backward = 3 x forward): 6 x the parameters a token is multiplied by; attention's "
-             f"12 x keys x d per layer (all L keys for the Transformer, LaS and BERT; 3 x 64 for block-local; 64 "
+             f"12 x keys x d per layer (all L keys for the Transformer, LaS and BERT, L / 2 when causal; 3 x 64 for block-local; 64 "
              f"for LaS-chunk); an SSM's FFT convolution (a real FFT and its inverse of length 2L, 1.25 x 2L "
              f"log2 2L each, per channel, spread over the sequence's L tokens) and its kernel (8 flops per "
              f"position, channel, mode and direction, once per step). "
@@ -425,6 +436,7 @@ def render(df, fp32, ratio, peak, where, args, grid, notes) -> str:
         anchors.append({"L": L,
                         "Transformer / HF BERT (sdpa)": ratio('transformer', 'hf_bert_sdpa', L),
                         "LaS / Transformer": ratio('las', 'transformer', L),
+                        "causal LaS / causal Transformer": ratio('las_causal', 'transformer_causal', L),
                         "LaS-chunk / Transformer": ratio('las_chunk', 'transformer', L),
                         "S4D (one direction) / minimal S4D": ratio('s4d_uni', 's4d_minimal', L)})
     lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", markdown(pd.DataFrame(anchors)), ""]
