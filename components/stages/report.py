@@ -92,8 +92,8 @@ def _tuning_text(params: Params) -> str:
             f"ignore `pretrain.*`. Trials train on seed {cfg.seed}"
             + (f", on {100 * cfg.budget_share:g}% of each phase's step budget," if cfg.budget_share < 1 else "")
             + " and are scored on validation data only; "
-            f"selection: {tuning.RULE}. The selected settings then ran on every grid seed, whose test splits were "
-            "read once each. " + SPENT)
+            f"selection: {tuning.RULE}. The selected settings then ran on each of the arm's grid seeds, "
+            "whose test splits were read once each. " + SPENT)
 
 
 def setting_note(params: Params, task: str) -> str:
