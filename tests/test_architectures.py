@@ -245,6 +245,10 @@ def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
     fast, ref = las_attend_sdpa(big, k, v, mask, alphas, 3, causal), las_attend_ref(big, k, v, mask, alphas, 3, causal)
     assert torch.isfinite(fast).all()
     torch.testing.assert_close(fast[real], ref[real], atol=1e-4, rtol=1e-4)
+    # long enough that bf16 would round the positions (i - c up to +-300) and thereby the decay
+    q, k, v = (torch.randn(2, 4, 600, 8, generator=g) * s for s in (3.0, 3.0, 1.0))
+    mask = torch.arange(600)[None] < torch.tensor([600, 591])[:, None]
+    real = mask[:, None, :, None].expand_as(v)
     qb, kb, vb = (t.bfloat16() for t in (q, k, v))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast = las_attend_sdpa(qb, kb, vb, mask, alphas, 3, causal)
