@@ -197,7 +197,8 @@ def test_fast_las_equals_its_materialized_twin_values_and_gradients(causal, pool
     real = mask[:, None, :, None].expand_as(v)
     ref_grads = torch.autograd.grad((ref * real).sum(), (q, k, v))
     for fast in (las_attend(q, k, v, mask, decay_factor(alphas, L, E, "cpu", torch.float64), pool, causal),
-                 las_attend_sdpa(q, k, v, mask, alphas, pool, causal)):  # dense, and through SDPA
+                 las_attend_sdpa(q, k, v, mask, alphas, pool, causal),  # through SDPA: log-sum-exps on CPU
+                 las_attend_sdpa(q, k, v, mask, alphas, pool, causal, sink=True)):  # and with a sink (CUDA)
         torch.testing.assert_close(fast[real], ref[real], atol=1e-12, rtol=1e-10)
         for a, b in zip(torch.autograd.grad((fast * real).sum(), (q, k, v)), ref_grads):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
@@ -242,9 +243,11 @@ def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
     alphas = decay_rates(4, 0.1)
     real = mask[:, None, :, None].expand_as(v)
     big = q * 40.0  # row maxima of the scores far above 75
-    fast, ref = las_attend_sdpa(big, k, v, mask, alphas, 3, causal), las_attend_ref(big, k, v, mask, alphas, 3, causal)
-    assert torch.isfinite(fast).all()
-    torch.testing.assert_close(fast[real], ref[real], atol=1e-4, rtol=1e-4)
+    ref = las_attend_ref(big, k, v, mask, alphas, 3, causal)
+    for sink in (False, True):
+        fast = las_attend_sdpa(big, k, v, mask, alphas, 3, causal, sink=sink)
+        assert torch.isfinite(fast).all()  # padded rows included
+        torch.testing.assert_close(fast[real], ref[real], atol=1e-4, rtol=1e-4)
     # long enough that bf16 would round the positions (i - c up to +-300) and thereby the decay
     q, k, v = (torch.randn(2, 4, 600, 8, generator=g) * s for s in (3.0, 3.0, 1.0))
     mask = torch.arange(600)[None] < torch.tensor([600, 591])[:, None]
@@ -255,6 +258,35 @@ def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
     assert fast.dtype == torch.bfloat16
     ref = las_attend_ref(qb.float(), kb.float(), vb.float(), mask, alphas, 3, causal)
     torch.testing.assert_close(fast.float()[real], ref[real], atol=2e-2, rtol=2e-2)  # bf16 output rounding only
+
+
+def test_mirror_reverses_each_sequence_and_leaves_its_padding_in_place():
+    mask = torch.arange(6)[None] < torch.tensor([6, 4, 0, 1])[:, None]
+    idx = las_module.mirror(mask)
+    assert idx.tolist() == [[5, 4, 3, 2, 1, 0], [3, 2, 1, 0, 4, 5], [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]]
+    assert torch.equal(idx.gather(1, idx), torch.arange(6).expand(4, 6))  # its own inverse
+
+
+def test_bidirectional_las_on_cpu_joins_two_flash_calls_by_log_sum_exp(monkeypatch):
+    """On CPU the bidirectional path never builds the sink channel: two causal flash calls joined
+    by their log-sum-exps. In fp32 at L 1024 with the fastest head at a (L - 1) = 150 (SEPARABLE,
+    factors up to e^75, masked scores beyond fp32) and padding, values and gradients agree with
+    the materialized reference; every row, padded ones included, stays finite."""
+    monkeypatch.setattr(las_module, "_sdpa_part", lambda *a, **k: pytest.fail("the sink path ran"))
+    g = torch.Generator().manual_seed(5)
+    B, H, L, E = 2, 3, 1024, 16
+    q, k, v = (torch.randn(B, H, L, E, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.arange(L)[None] < torch.tensor([L, 700])[:, None]
+    alphas = torch.tensor([0.0, 0.01, las_module.SEPARABLE / (L - 1)])
+    real = mask[:, None, :, None].expand_as(v)
+    w = torch.randn(B, H, L, E, generator=g) * real
+    fast = las_attend_sdpa(q, k, v, mask, alphas, 3, False)
+    assert torch.isfinite(fast).all()
+    ref = las_attend_ref(q, k, v, mask, alphas, 3, False)
+    torch.testing.assert_close(fast[real], ref[real], atol=2e-5, rtol=1e-4)
+    for a, b in zip(torch.autograd.grad((fast * w).sum(), (q, k, v)), torch.autograd.grad((ref * w).sum(), (q, k, v))):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -14,7 +14,8 @@ scale fold into one cached (H, L, L) factor and the masks into one additive bias
 make three passes over (B, H, L, L) instead of about ten. From SDPA_FROM positions on, no L x L
 tensor at all (`las_attend_sdpa`): within each triangle the decay separates into a query factor
 times a key factor, so each triangle is one causal call of the fused SDPA kernel, and the two
-softmaxes are joined through their masses, read from a sink key. Heads whose factors would leave
+softmaxes are joined through their masses: on CPU the flash kernel's log-sum-exps (`_Triangles`,
+its own backward), elsewhere (and causal) a sink key's weight. Heads whose factors would leave
 fp32 (alpha L > SEPARABLE) stay on the dense path. `las_attend_ref` (the paper's order of
 operations, materialized) is the reference twin; tests/test_architectures.py shows all agree.
 
@@ -86,19 +87,25 @@ def _bias(mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
 def las_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, factor: torch.Tensor,
                pool: int, causal: bool) -> torch.Tensor:
     """Fast LaS: q, k, v (B, H, L, E), mask (B, L), factor (H, L, L) from `decay_factor` -> (B, H, L, E)."""
-    L = q.shape[2]
     w = torch.addcmul(_bias(mask, causal, q.dtype), q @ k.transpose(-1, -2), factor).softmax(-1)  # (B, H, L, L)
     y = w @ pool_values(v, mask, pool)  # (B, H, L, E)
-    r = pool // 2
-    if causal and r:  # row i pooled over keys i+1..i+r: remove what they would mix in
-        kv = v * mask[:, None, :, None]  # (B, H, L, E)
-        c = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
-        rows = torch.arange(L, device=q.device)
-        for d in range(r):  # the weight w[i, i - d] pooled into keys i + 1 .. i - d + r
-            diag = torch.diagonal(w, offset=-d, dim1=-2, dim2=-1)  # (B, H, L - d): w[i, i - d], i >= d
-            i = rows[d:]
-            future = c[:, :, i - d + r] - c[:, :, i]  # (B, H, L - d, E): sum of kv over i+1 .. i-d+r
-            y = torch.cat([y[:, :, :d], y[:, :, d:] - diag[..., None] * future / pool], 2)
+    if causal and pool // 2:  # row i pooled over keys i+1..i+r: remove what they would mix in
+        y = unpool_future(y, v, mask, pool, lambda d: torch.diagonal(w, offset=-d, dim1=-2, dim2=-1)[..., None])
+    return y
+
+
+def unpool_future(y: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, pool: int, diag) -> torch.Tensor:
+    """Causal LaS through pooled values: the weight w[i, i - d] (d < r = pool // 2), pooled over
+    keys, reaches keys i + 1 .. i - d + r, which the causal mask re-applied after pooling removes;
+    subtract what they mixed in. y, v: (B, H, L, E); diag(d) -> w[i, i - d] for i >= d, (B, H, L - d, 1)."""
+    r, L = pool // 2, v.shape[2]
+    kv = v * mask[:, None, :, None]  # (B, H, L, E)
+    c = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
+    rows = torch.arange(L, device=v.device)
+    for d in range(r):
+        i = rows[d:]
+        future = c[:, :, i - d + r] - c[:, :, i]  # (B, H, L - d, E): sum of kv over i+1 .. i-d+r
+        y = torch.cat([y[:, :, :d], y[:, :, d:] - diag(d) * future / pool], 2)
     return y
 
 
@@ -131,8 +138,65 @@ def _sdpa_part(qs: torch.Tensor, ks: torch.Tensor, vp: torch.Tensor, kbias: torc
     return o[..., :E] / s, 1.0 / s - 1.0
 
 
+def mirror(mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, L) gather indices that reverse each sequence's real positions and leave its
+    padding in place at the end; applying them twice is the identity."""
+    n = mask.sum(-1, keepdim=True)  # (B, 1)
+    t = torch.arange(mask.shape[1], device=mask.device)
+    return torch.where(t < n, n - 1 - t, t)  # (B, L)
+
+
+def _along(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x (B, H, L, ...) reordered along L by idx (B, L)."""
+    shape = (idx.shape[0], 1, idx.shape[1]) + (1,) * (x.dim() - 3)
+    return x.gather(2, idx.view(shape).expand(x.shape))
+
+
+_FLASH_CPU = hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+
+
+class _Triangles(torch.autograd.Function):
+    """Bidirectional LaS through two causal calls of the CPU flash kernel, joined by their
+    log-sum-exps instead of a sink channel (so the head width stays E).
+
+    Lower: query i sees keys j <= i (ql, kl). Upper: the same on each sequence mirrored (qu, ku,
+    `mirror`), so query i sees j >= i. Both hold the diagonal, with score d_i: it is taken out once.
+    o = (Z_l o_l + Z_u o_u - e^d vp_i) / (Z_l + Z_u - e^d). Backward: the gradient of a score
+    s_ij of either part is w P_ij dO . (v_j - o), w = Z_part / Z, which is the flash backward of
+    that part given grad_out w dO and, in place of its own output, the joined output o."""
+
+    @staticmethod
+    def forward(ctx, ql, kl, qu, ku, vp, d, idx):
+        """ql, kl, qu, ku, vp: (B, H, L, E) (qu, ku mirrored), d: (B, H, L), idx: (B, L) -> (B, H, L, E)."""
+        flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+        vp = vp.contiguous()  # the kernel reads the head width as contiguous
+        vu = _along(vp, idx)
+        ol, ll = flash(ql, kl, vp, 0.0, True, scale=1.0)  # (B, H, L, E), (B, H, L)
+        ou, lu = flash(qu, ku, vu, 0.0, True, scale=1.0)
+        ou, lu_back = _along(ou, idx), _along(lu, idx)  # in sequence order
+        top = torch.maximum(ll, lu_back)  # (B, H, L); d <= both
+        zl, zu, zd = (ll - top).exp(), (lu_back - top).exp(), (d - top).exp()
+        z = zl + zu - zd  # >= max(zl, zu) = 1
+        wl, wu, wd = zl / z, zu / z, zd / z  # (B, H, L)
+        o = wl[..., None] * ol + wu[..., None] * ou - wd[..., None] * vp  # (B, H, L, E)
+        ctx.save_for_backward(ql, kl, qu, ku, vp, vu, ll, lu, o, wl, wu, wd, idx)
+        return o
+
+    @staticmethod
+    def backward(ctx, do):
+        ql, kl, qu, ku, vp, vu, ll, lu, o, wl, wu, wd, idx = ctx.saved_tensors
+        flash_back = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
+        do = do.contiguous()
+        dql, dkl, dvl = flash_back(wl[..., None] * do, ql, kl, vp, o, ll, 0.0, True, scale=1.0)
+        dqu, dku, dvu = flash_back(_along(wu[..., None] * do, idx), qu, ku, vu, _along(o, idx), lu, 0.0, True,
+                                   scale=1.0)
+        dd = -wd * (do * (vp - o)).sum(-1)  # (B, H, L): the diagonal taken out once
+        dvp = dvl + _along(dvu, idx) - wd[..., None] * do
+        return dql, dkl, dqu, dku, dvp, dd, None
+
+
 def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
-                    pool: int, causal: bool) -> torch.Tensor:
+                    pool: int, causal: bool, sink: bool | None = None) -> torch.Tensor:
     """LaS through the fused SDPA kernel, never an L x L tensor: q, k, v (B, H, L, E), mask (B, L),
     alphas (H,) with alpha (L - 1) <= SEPARABLE -> (B, H, L, E).
 
@@ -142,7 +206,12 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     sequence. The two softmaxes are joined exactly through their masses, read from a sink key;
     smoothing pools the values, as in `las_attend`. Runs in fp32 (or float64) even under bf16
     autocast: the factors and masses need its precision. Should a row's scores exceed ~75, the sink's
-    weight would underflow; such a call is recomputed on the dense path."""
+    weight would underflow; such a call is recomputed on the dense path.
+
+    Bidirectional on CPU (unless `sink`), the two calls return their log-sum-exps instead
+    (`_Triangles`): no sink channel, so the head width is not padded (16 -> 24 at E 16), and no
+    bias channel either: the upper triangle runs on each sequence mirrored (`mirror`), where its
+    padding stays at the end, out of every real query's causal view."""
     B, H, L, E = q.shape
     dtype = q.dtype
     with torch.autocast(q.device.type, enabled=False):
@@ -150,11 +219,17 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         alphas = alphas.to(q)
         pos = torch.arange(L, device=q.device, dtype=q.dtype) - (L - 1) / 2  # (L,): i - c
         up = torch.exp(alphas[:, None] * pos)[None, :, :, None]  # (1, H, L, 1): e^(a (i - c))
+        vp = pool_values(v, mask, pool)  # (B, H, L, E)
+        qs = q / math.sqrt(E)
+        if not causal and q.device.type == "cpu" and _FLASH_CPU and not sink:
+            idx = mirror(mask)
+            qm = qs * mask[:, None, :, None]  # padded queries zeroed: their factors could overflow, and
+            # their diagonal score (0) is then the same in both parts, as the join assumes
+            y = _Triangles.apply(qm / up, k * up, _along(qm * up, idx), _along(k / up, idx), vp, (qm * k).sum(-1), idx)
+            return y.to(dtype)
         keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
         kbias = torch.zeros(B, 1, L, 1, dtype=q.dtype, device=q.device).masked_fill(~keys[:, None, :, None], -1e4)
         kbias = kbias.expand(B, H, L, 1)
-        vp = pool_values(v, mask, pool)  # (B, H, L, E)
-        qs = q / math.sqrt(E)
         num, mass = _sdpa_part(qs / up, k * up, vp, kbias, shift=True)  # j <= i
         if not causal:  # j > i: reversed, query i' sees keys j' < i'
             flip = lambda t: t.flip(2)  # noqa: E731
@@ -163,17 +238,13 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         if not bool((mass < 1e30).all()):  # a sink weight underflowed (or NaN): the dense path has no sink
             return las_attend(q, k, v, mask, decay_factor(alphas, L, E, q.device, q.dtype), pool, causal).to(dtype)
         y = num / mass.clamp_min(1e-30)  # (B, H, L, E)
-        r = pool // 2
-        if causal and r:  # as in las_attend: row i pooled over keys i+1..i+r, removed again
-            kv = v * mask[:, None, :, None]  # (B, H, L, E)
-            csum = torch.cat([kv.cumsum(2), kv.sum(2, keepdim=True).expand(-1, -1, r, -1)], 2)  # (B, H, L + r, E)
-            rows = torch.arange(L, device=q.device)
-            for d in range(r):  # w[i, i - d] = exp(score + SINK) / mass
-                i = rows[d:]
+        if causal and pool // 2:  # as in las_attend, with w[i, i - d] = exp(score + SINK) / mass
+
+            def diag(d: int) -> torch.Tensor:  # (B, H, L - d, 1)
                 score = (qs[:, :, d:] * k[:, :, :L - d]).sum(-1, keepdim=True) * torch.exp(-alphas * d)[:, None, None]
-                w = torch.exp(score + SINK + kbias[:, :, :L - d]) / mass[:, :, d:].clamp_min(1e-30)  # (B, H, L - d, 1)
-                future = csum[:, :, i - d + r] - csum[:, :, i]  # (B, H, L - d, E)
-                y = torch.cat([y[:, :, :d], y[:, :, d:] - w * future / pool], 2)
+                return torch.exp(score + SINK + kbias[:, :, :L - d]) / mass[:, :, d:].clamp_min(1e-30)
+
+            y = unpool_future(y, v, mask, pool, diag)
     return y.to(dtype)
 
 
@@ -230,16 +301,22 @@ class LaSAttention(SelfAttention):
         dense = tuple(range(H)) if L < SDPA_FROM else tuple(
             h for h in range(H) if self.rates[h] * (L - 1) > SEPARABLE)
         fused = [h for h in range(H) if h not in dense]
+
+        def pick(t: torch.Tensor, heads: list[int]) -> torch.Tensor:  # no copy when every head goes one way
+            return t if len(heads) == H else t[:, heads]
+
         parts = []
         if fused:
-            parts.append(las_attend_sdpa(q[:, fused], k[:, fused], v[:, fused], mask, self.alphas[fused],
+            parts.append(las_attend_sdpa(pick(q, fused), pick(k, fused), pick(v, fused), mask, self.alphas[fused],
                                          self.pool, self.causal))  # (B, H_fused, L, E)
         if dense:
             h = list(dense)
-            parts.append(las_attend(q[:, h], k[:, h], v[:, h], mask, self.factor(dense, L, E, q.device, q.dtype),
+            parts.append(las_attend(pick(q, h), pick(k, h), pick(v, h), mask, self.factor(dense, L, E, q.device, q.dtype),
                                     self.pool, self.causal))  # (B, H_dense, L, E)
         if len(parts) == 1:
             return parts[0]
+        if fused + list(dense) == list(range(H)):  # the rates grow with the head: the dense heads come last
+            return torch.cat(parts, 1)  # (B, H, L, E)
         order = torch.tensor(fused + list(dense), device=q.device).argsort()
         return torch.cat(parts, 1)[:, order]  # (B, H, L, E)
 
