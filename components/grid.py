@@ -80,15 +80,20 @@ def task_skip_reason(task: TaskCfg, init: InitCfg) -> Optional[str]:
     return None
 
 
+def exclude_rule(params: Params, cell: Cell) -> Optional[int]:
+    """The index of the first `grid.exclude` rule that leaves `cell` out, or None."""
+    return next((i for i, rule in enumerate(params.grid.exclude)
+                 if rule.matches(cell.task, cell.arch, cell.init, cell.fraction, cell.seed)), None)
+
+
 def excluded(params: Params, cell: Cell) -> bool:
     """Whether a `grid.exclude` rule leaves `cell` out (the report lists such cells by count only)."""
-    return any(rule.matches(cell.task, cell.arch, cell.init, cell.fraction, cell.seed) for rule in params.grid.exclude)
+    return exclude_rule(params, cell) is not None
 
 
 def skip_reason(params: Params, cell: Cell) -> Optional[str]:
-    for i, rule in enumerate(params.grid.exclude):
-        if rule.matches(cell.task, cell.arch, cell.init, cell.fraction, cell.seed):
-            return f"excluded by grid.exclude.{i}"
+    if (i := exclude_rule(params, cell)) is not None:
+        return f"excluded by grid.exclude.{i}"
     return (init_skip_reason(params.archs[cell.arch], params.inits[cell.init])
             or task_skip_reason(params.tasks[cell.task], params.inits[cell.init]))
 

@@ -88,8 +88,7 @@ def _tuning_text(params: Params) -> str:
               f"first {n} quasi-random point{'s' if n > 1 else ''}" if cfg.defaults_first else "the same quasi-random points")
     return (f"Every (task, arch, init) arm had the same declared budget: {cfg.trials} trials, {points} "
             f"(scrambled Sobol, seed {cfg.seed}, the same for every arm) of the space {space}; "
-            f"arms that do not pretrain "
-            f"ignore `pretrain.*`. Trials train on seed {cfg.seed}"
+            f"arms that do not pretrain ignore `pretrain.*`. Trials train on seed {cfg.seed}"
             + (f", on {100 * cfg.budget_share:g}% of each phase's step budget," if cfg.budget_share < 1 else "")
             + " and are scored on validation data only; "
             f"selection: {tuning.RULE}. The selected settings then ran on each of the arm's grid seeds, "
