@@ -289,6 +289,33 @@ def test_bidirectional_las_on_cpu_joins_two_flash_calls_by_log_sum_exp(monkeypat
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
+def test_bidirectional_las_on_cpu_keeps_padded_rows_finite_and_left_padding_correct(monkeypatch):
+    """Padded rows: a loss that reads them (a(L-1) = 150, so a padded query's upper part meets
+    factor products beyond fp32) still gives finite gradients; an all-padding sequence stays
+    finite too. A mask with padding before a real position is not mirrored: it takes the sink
+    path and agrees with the reference."""
+    g = torch.Generator().manual_seed(7)
+    B, H, L, E = 3, 2, 64, 8
+    q, k, v = (torch.randn(B, H, L, E, generator=g, requires_grad=True) for _ in range(3))
+    alphas = torch.tensor([0.0, las_module.SEPARABLE / (L - 1)])
+    mask = torch.arange(L)[None] < torch.tensor([L, 10, 0])[:, None]
+    real = mask[:, None, :, None].expand_as(v)
+    calls = []
+    sink_part = las_module._sdpa_part
+    monkeypatch.setattr(las_module, "_sdpa_part", lambda *a, **kw: calls.append(1) or sink_part(*a, **kw))
+    y = las_attend_sdpa(q, k, v, mask, alphas, 3, False)
+    assert torch.isfinite(y).all() and not calls
+    for grad in torch.autograd.grad(y.sum(), (q, k, v)):  # padded rows weighted too
+        assert torch.isfinite(grad).all()
+    ref = las_attend_ref(q, k, v, mask, alphas, 3, False)
+    torch.testing.assert_close(y[real], ref[real], atol=2e-5, rtol=1e-4)
+    left = mask.flip(1)  # padding first
+    real = left[:, None, :, None].expand_as(v)
+    y = las_attend_sdpa(q, k, v, left, alphas, 3, False)
+    assert calls  # the sink path
+    torch.testing.assert_close(y[real], las_attend_ref(q, k, v, left, alphas, 3, False)[real], atol=2e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_las_chunk_is_las_on_each_chunk(causal):
     chunked = LaSChunkAttention(LaSChunkCfg(**T, causal=causal, decay_max=0.3, pool=3, chunk=5, positions="none"))

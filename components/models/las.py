@@ -146,6 +146,11 @@ def mirror(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(t < n, n - 1 - t, t)  # (B, L)
 
 
+def _right_padded(mask: torch.Tensor) -> bool:
+    """(B, L) -> whether every sequence's real positions come first (as `mirror` assumes)."""
+    return not bool((mask[:, 1:] & ~mask[:, :-1]).any())
+
+
 def _along(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """x (B, H, L, ...) reordered along L by idx (B, L)."""
     shape = (idx.shape[0], 1, idx.shape[1]) + (1,) * (x.dim() - 3)
@@ -211,7 +216,8 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     Bidirectional on CPU (unless `sink`), the two calls return their log-sum-exps instead
     (`_Triangles`): no sink channel, so the head width is not padded (16 -> 24 at E 16), and no
     bias channel either: the upper triangle runs on each sequence mirrored (`mirror`), where its
-    padding stays at the end, out of every real query's causal view."""
+    padding stays at the end, out of every real query's causal view. A mask with padding before a
+    real position (never made by our loaders) takes the sink path."""
     B, H, L, E = q.shape
     dtype = q.dtype
     with torch.autocast(q.device.type, enabled=False):
@@ -221,11 +227,15 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         up = torch.exp(alphas[:, None] * pos)[None, :, :, None]  # (1, H, L, 1): e^(a (i - c))
         vp = pool_values(v, mask, pool)  # (B, H, L, E)
         qs = q / math.sqrt(E)
-        if not causal and q.device.type == "cpu" and _FLASH_CPU and not sink:
+        if not causal and q.device.type == "cpu" and _FLASH_CPU and not sink and _right_padded(mask):
             idx = mirror(mask)
-            qm = qs * mask[:, None, :, None]  # padded queries zeroed: their factors could overflow, and
-            # their diagonal score (0) is then the same in both parts, as the join assumes
-            y = _Triangles.apply(qm / up, k * up, _along(qm * up, idx), _along(k / up, idx), vp, (qm * k).sum(-1), idx)
+            real = mask[:, None, :, None]  # (B, 1, L, 1)
+            # padded queries zeroed after their factors (a padded query's upper part sees every real
+            # key, where factor products leave fp32; `where` passes them no gradient, not inf * 0), so
+            # their diagonal score (0) is the same in both parts, as the join assumes
+            ql, qu = torch.where(real, qs / up, 0.0), torch.where(real, qs * up, 0.0)
+            d = torch.where(real, qs, 0.0).mul(k).sum(-1)  # (B, H, L)
+            y = _Triangles.apply(ql, k * up, _along(qu, idx), _along(k / up, idx), vp, d, idx)
             return y.to(dtype)
         keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
         kbias = torch.zeros(B, 1, L, 1, dtype=q.dtype, device=q.device).masked_fill(~keys[:, None, :, None], -1e4)
