@@ -281,6 +281,33 @@ def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+PAIRS = (("las", "transformer"), ("las_causal", "transformer_causal"))  # the issue's 1.5x targets
+
+
+def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, threads: int, kinds: list[str]) -> pd.DataFrame:
+    """Each pair (kind, anchor) at each length measured back to back, `rounds` times, so a slow
+    minute of this machine slows both sides of a ratio: the median ratio of the seconds per step
+    and its range over the rounds."""
+    rows = []
+    for kind, anchor in PAIRS:
+        for L in lengths:
+            batch = max(1, tokens // L)
+            if kind not in kinds or anchor not in kinds or too_big(kind, L, batch, 12.0):
+                continue
+            ratios = []
+            for _ in range(rounds):
+                a, b = (run_one(k, L, batch, steps, False, threads) for k in (kind, anchor))
+                if "s_per_step" in a and "s_per_step" in b:
+                    ratios.append(a["s_per_step"] / b["s_per_step"])
+            if ratios:
+                ratios = sorted(ratios)
+                rows.append({"ratio": f"{kind} / {anchor}", "L": L, "rounds": len(ratios),
+                             "median": f"{ratios[len(ratios) // 2]:.2f}x",
+                             "range": f"{ratios[0]:.2f}x - {ratios[-1]:.2f}x"})
+                print(rows[-1], flush=True)
+    return pd.DataFrame(rows)
+
+
 def too_big(kind: str, L: int, batch: int, max_gib: float) -> str | None:
     """Why a configuration is not run: LaS's heads on the dense path (every head below SDPA_FROM
     positions, else those whose decay leaves fp32, alpha (L - 1) > SEPARABLE) hold (B, H, L, L)
@@ -357,6 +384,7 @@ def main() -> None:
     ap.add_argument("--max-gib", type=float, default=12.0)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--skip-grid", action="store_true", help="leave out the smoke grid's orchestration split")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the LaS ratios measured back to back (0: none)")
     args = ap.parse_args()
     if args.one:
         spec = json.loads(args.one)
@@ -389,6 +417,8 @@ def main() -> None:
             if kind in args.kinds and args.tokens // L > 1:
                 rows.append({**run_one(kind, L, 1, max(10, args.steps), False, args.threads), "series": "batch 1"})
                 print(rows[-1], flush=True)
+    paired = paired_rounds([L for L in args.lengths if L < 16384], args.rounds, max(5, args.steps), args.tokens,
+                           args.threads, args.kinds) if args.rounds else pd.DataFrame()
     df = pd.DataFrame(rows)
     for col in ("skipped", "s_per_step", "tokens_per_s", "peak_mib", "flops_per_token"):
         if col not in df:
@@ -418,15 +448,18 @@ def main() -> None:
         grid, notes = None, [f"the smoke grid failed: {err}"]
     where = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
              f"commit {commit}, {time.strftime('%Y-%m-%d')}")
+    if len(paired):
+        paired.to_csv(out / "bench_pairs.csv.tmp", index=False)
+        os.replace(out / "bench_pairs.csv.tmp", out / "bench_pairs.csv")
     if grid is not None:
         grid.to_csv(out / "bench_grid.csv.tmp", index=False)
         os.replace(out / "bench_grid.csv.tmp", out / "bench_grid.csv")
-    (ROOT / "reports" / "benchmarks.md.tmp").write_text(render(df, fp32, single, ratio, peak, where, args, grid, notes))
+    (ROOT / "reports" / "benchmarks.md.tmp").write_text(render(df, fp32, single, ratio, peak, where, args, grid, notes, paired))
     os.replace(ROOT / "reports" / "benchmarks.md.tmp", ROOT / "reports" / "benchmarks.md")
     print((ROOT / "reports" / "benchmarks.md").read_text())
 
 
-def render(df, fp32, single, ratio, peak, where, args, grid, notes) -> str:
+def render(df, fp32, single, ratio, peak, where, args, grid, notes, paired) -> str:
     show = df[(df["dtype"] == "fp32") & (df["series"] == "tokens")].copy()
     table = pd.DataFrame({
         "kind": show["kind"], "L": show["L"], "batch": show["batch"],
@@ -458,6 +491,10 @@ def render(df, fp32, single, ratio, peak, where, args, grid, notes) -> str:
                         "LaS-chunk / Transformer": ratio('las_chunk', 'transformer', L),
                         "S4D (one direction) / minimal S4D": ratio('s4d_uni', 's4d_minimal', L)})
     lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", markdown(pd.DataFrame(anchors)), ""]
+    if len(paired):
+        lines += [f"The LaS ratios again, each pair measured back to back in {args.rounds} rounds ({max(5, args.steps)} "
+                  f"timed steps each), so that this machine's slow minutes fall on both sides of a ratio: the median "
+                  f"and the range over the rounds.", "", markdown(paired), ""]
     scale = []
     lo, hi = min(args.lengths), max(args.lengths)
     for kind in (*LINEAR, "transformer"):
