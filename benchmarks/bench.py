@@ -284,7 +284,8 @@ def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
 PAIRS = (("las", "transformer"), ("las_causal", "transformer_causal"))  # the issue's 1.5x targets
 
 
-def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, threads: int, kinds: list[str]) -> pd.DataFrame:
+def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, threads: int, kinds: list[str],
+                  max_gib: float) -> pd.DataFrame:
     """Each pair (kind, anchor) at each length measured back to back, `rounds` times, so a slow
     minute of this machine slows both sides of a ratio: the median ratio of the seconds per step
     and its range over the rounds."""
@@ -292,7 +293,7 @@ def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, thre
     for kind, anchor in PAIRS:
         for L in lengths:
             batch = max(1, tokens // L)
-            if kind not in kinds or anchor not in kinds or too_big(kind, L, batch, 12.0):
+            if kind not in kinds or anchor not in kinds or too_big(kind, L, batch, max_gib):
                 continue
             ratios = []
             for _ in range(rounds):
@@ -418,7 +419,7 @@ def main() -> None:
                 rows.append({**run_one(kind, L, 1, max(10, args.steps), False, args.threads), "series": "batch 1"})
                 print(rows[-1], flush=True)
     paired = paired_rounds([L for L in args.lengths if L < 16384], args.rounds, max(5, args.steps), args.tokens,
-                           args.threads, args.kinds) if args.rounds else pd.DataFrame()
+                           args.threads, args.kinds, args.max_gib) if args.rounds else pd.DataFrame()
     df = pd.DataFrame(rows)
     for col in ("skipped", "s_per_step", "tokens_per_s", "peak_mib", "flops_per_token"):
         if col not in df:
