@@ -310,15 +310,13 @@ def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, thre
 
 
 def too_big(kind: str, L: int, batch: int, max_gib: float) -> str | None:
-    """Why a configuration is not run: LaS's heads on the dense path (every head below SDPA_FROM
-    positions, else those whose decay leaves fp32, alpha (L - 1) > SEPARABLE) hold (B, H, L, L)
-    scores, weights and their gradients (about 6 such tensors per layer in the backward)."""
+    """Why a configuration is not run: below SDPA_FROM positions LaS's heads hold (B, H, L, L)
+    scores, weights and their gradients (about 6 such tensors per layer in the backward); from
+    there no head does (SDPA, or banded where the decay leaves fp32)."""
     if kind in ("las", "las_causal"):
-        from components.config import LaSCfg
         from components.models import las
 
-        rates = las.decay_rates(SIZE["n_heads"], LaSCfg().decay_max).tolist()
-        dense = len(rates) if L < las.SDPA_FROM else sum(a * (L - 1) > las.SEPARABLE for a in rates)
+        dense = SIZE["n_heads"] if L < las.SDPA_FROM else 0
         gib = 6 * batch * dense * L * L * 4 / 2 ** 30
         if gib > max_gib:
             return f"skipped: its L x L tensors alone need ~{gib:.0f} GiB (over --max-gib {max_gib:g})"

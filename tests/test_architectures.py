@@ -95,7 +95,12 @@ def test_sdpa_matches_explicit_softmax(causal):
     attn = SelfAttention(TransformerCfg(**T, causal=causal, positions="rotary"))
     x, mask = _qkv(TransformerCfg(**T))
     ref = attn.merge_heads(attention_ref(*attn.split_heads(x), mask, causal))
-    torch.testing.assert_close(attn(x, mask), ref, atol=1e-5, rtol=1e-5)
+    real = mask[..., None].expand_as(x)  # causal and right-padded: the kernel's own mask, padded rows read padding
+    torch.testing.assert_close(attn(x, mask)[real], ref[real], atol=1e-5, rtol=1e-5)
+    left = mask.flip(1)  # padding first: the explicit mask
+    ref = attn.merge_heads(attention_ref(*attn.split_heads(x), left, causal))
+    real = left[..., None].expand_as(x)
+    torch.testing.assert_close(attn(x, left)[real], ref[real], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -104,7 +109,8 @@ def test_block_local_with_one_block_is_full_attention(causal):
     local = BlockLocalAttention(TransformerCfg(**T, causal=causal, block_size=32))
     local.load_state_dict(full.state_dict())
     x, mask = _qkv(TransformerCfg(**T))
-    torch.testing.assert_close(local(x, mask), full(x, mask), atol=1e-5, rtol=1e-5)
+    real = mask[..., None].expand_as(x)  # causal SDPA leaves padded rows reading padding
+    torch.testing.assert_close(local(x, mask)[real], full(x, mask)[real], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -122,7 +128,8 @@ def test_las_without_decay_or_smoothing_is_plain_attention(causal):
     las = LaSAttention(LaSCfg(**T, causal=causal, decay_max=0.0, pool=1))
     las.load_state_dict(plain.state_dict())
     x, mask = _qkv(TransformerCfg(**T))
-    torch.testing.assert_close(las(x, mask), plain(x, mask), atol=1e-5, rtol=1e-5)
+    real = mask[..., None].expand_as(x)  # causal SDPA leaves padded rows reading padding
+    torch.testing.assert_close(las(x, mask)[real], plain(x, mask)[real], atol=1e-5, rtol=1e-5)
 
 
 def test_las_backbone_by_default_is_the_transformer_with_two_changes():
@@ -231,6 +238,56 @@ def test_las_sends_long_sequences_through_sdpa_and_keeps_far_decaying_heads_dens
         fast, ref = las.attend(q, k, v, mask), las_attend_ref(q, k, v, mask, las.alphas, las.pool, causal)
     real = mask[:, None, :, None].expand_as(v)
     torch.testing.assert_close(fast[real], ref[real], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("pool", [1, 3, 5])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_banded_las_equals_its_materialized_twin_values_and_gradients(causal, pool, dtype):
+    """Fast-decaying heads in O(L W): a dense band of W keys either side, and every key beyond it
+    (decayed score within rounding of 0, weight exactly e^0) as one far column per block. With
+    padding, an all-padding sequence, and far keys on both sides of most blocks, values and
+    gradients agree with the materialized reference to the dtype's rounding."""
+    g = torch.Generator().manual_seed(pool)
+    B, H, L, E = 3, 2, 240, 8
+    q, k, v = (torch.randn(B, H, L, E, generator=g, dtype=dtype, requires_grad=True) for _ in range(3))
+    mask = torch.arange(L)[None] < torch.tensor([L, 100, 0])[:, None]
+    alphas = torch.tensor([1.5, 3.0], dtype=dtype)
+    width = las_module.band_width(q, k, alphas)
+    assert 3 * width < L / 2  # most blocks have far keys on both sides
+    y = las_module.las_attend_band(q, k, v, mask, alphas, pool, causal, width)
+    assert torch.isfinite(y).all()
+    ref = las_attend_ref(q, k, v, mask, alphas, pool, causal)
+    real = mask[:, None, :, None].expand_as(v)
+    w = torch.randn(B, H, L, E, generator=g, dtype=dtype) * real
+    tol = dict(atol=1e-12, rtol=1e-10) if dtype == torch.float64 else dict(atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(y[real], ref[real], **tol)
+    for a, b in zip(torch.autograd.grad((y * w).sum(), (q, k, v)), torch.autograd.grad((ref * w).sum(), (q, k, v))):
+        torch.testing.assert_close(a, b, **tol)
+    narrow = las_module.las_attend_band(q, k, v, mask, alphas, pool, causal, 2)  # too narrow: scores not yet 0
+    assert (narrow - ref)[real].abs().max() > 50 * tol["atol"]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_las_bands_heads_whose_decay_leaves_fp32(causal, monkeypatch):
+    """From SDPA_FROM positions, a head with alpha (L - 1) > SEPARABLE runs banded when its band is
+    narrow (a = 1 at L 600: W ~ 20) and the others through SDPA; heads come back in their order."""
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 4, 600, 16, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.arange(600)[None] < torch.tensor([600, 450])[:, None]
+    las = LaSAttention(LaSCfg(d_model=64, n_layers=1, n_heads=4, causal=causal, decay_max=1.0, pool=3))
+    calls = []
+    for name in ("las_attend", "las_attend_sdpa", "las_attend_band"):
+        fn = getattr(las_module, name)
+        monkeypatch.setattr(las_module, name, lambda *a, fn=fn, name=name: calls.append((name, a[0].shape[1])) or fn(*a))
+    fast = las.attend(q, k, v, mask)
+    assert sorted(calls) == [("las_attend_band", 1), ("las_attend_sdpa", 3)]
+    ref = las_attend_ref(q, k, v, mask, las.alphas, las.pool, causal)
+    real = mask[:, None, :, None].expand_as(v)
+    torch.testing.assert_close(fast[real], ref[real], atol=2e-5, rtol=1e-4)
+    w = torch.randn(2, 4, 600, 16, generator=g) * real
+    for a, b in zip(torch.autograd.grad((fast * w).sum(), (q, k, v)), torch.autograd.grad((ref * w).sum(), (q, k, v))):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -16,8 +16,11 @@ tensor at all (`las_attend_sdpa`): within each triangle the decay separates into
 times a key factor, so each triangle is one causal call of the fused SDPA kernel, and the two
 softmaxes are joined through their masses: on CPU the flash kernel's log-sum-exps (`_Triangles`,
 its own backward), elsewhere (and causal) a sink key's weight. Heads whose factors would leave
-fp32 (alpha L > SEPARABLE) stay on the dense path. `las_attend_ref` (the paper's order of
-operations, materialized) is the reference twin; tests/test_architectures.py shows all agree.
+fp32 (alpha L > SEPARABLE) decay so fast that beyond a reach W (a few hundred positions) every
+decayed score rounds to 0 and every key weighs e^0 = 1: they run banded (`las_attend_band`, O(L W)),
+the keys beyond the band summed by prefix sums, or dense where the band would span most of the
+sequence. `las_attend_ref` (the paper's order of operations, materialized) is the reference twin;
+tests/test_architectures.py shows all agree.
 
 Ablations are settings, not flags: decay only = `pool: 1`; smoothing only = `decay_max: 0`.
 
@@ -31,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from components.config import LaSCfg, LaSChunkCfg
-from components.models.attention import SelfAttention, attention_mask
+from components.models.attention import SelfAttention, attention_mask, right_padded
 
 # helpers --------------------------------------------------------------------------------------
 
@@ -146,11 +149,6 @@ def mirror(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(t < n, n - 1 - t, t)  # (B, L)
 
 
-def _right_padded(mask: torch.Tensor) -> bool:
-    """(B, L) -> whether every sequence's real positions come first (as `mirror` assumes)."""
-    return not bool((mask[:, 1:] & ~mask[:, :-1]).any())
-
-
 def _along(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """x (B, H, L, ...) reordered along L by idx (B, L)."""
     shape = (idx.shape[0], 1, idx.shape[1]) + (1,) * (x.dim() - 3)
@@ -201,7 +199,7 @@ class _Triangles(torch.autograd.Function):
 
 
 def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
-                    pool: int, causal: bool, sink: bool | None = None) -> torch.Tensor:
+                    pool: int, causal: bool, sink: bool = False) -> torch.Tensor:
     """LaS through the fused SDPA kernel, never an L x L tensor: q, k, v (B, H, L, E), mask (B, L),
     alphas (H,) with alpha (L - 1) <= SEPARABLE -> (B, H, L, E).
 
@@ -227,7 +225,7 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         up = torch.exp(alphas[:, None] * pos)[None, :, :, None]  # (1, H, L, 1): e^(a (i - c))
         vp = pool_values(v, mask, pool)  # (B, H, L, E)
         qs = q / math.sqrt(E)
-        if not causal and q.device.type == "cpu" and _FLASH_CPU and not sink and _right_padded(mask):
+        if not causal and q.device.type == "cpu" and _FLASH_CPU and not sink and right_padded(mask):
             idx = mirror(mask)
             real = mask[:, None, :, None]  # (B, 1, L, 1)
             # padded queries zeroed after their factors (a padded query's upper part sees every real
@@ -256,6 +254,74 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
             y = unpool_future(y, v, mask, pool, diag)
     return y.to(dtype)
+
+
+def band_width(q: torch.Tensor, k: torch.Tensor, alphas: torch.Tensor) -> int:
+    """The reach W beyond which every decayed score of these heads is within rounding of 0, so
+    exp(score) is exactly 1 in q's dtype: |q_i . k_j| / sqrt(E) e^(-a d) < eps / 4 for d > W.
+    q, k: (B, H, L, E), alphas: (H,) all > 0 -> W (a host int; one sync per call)."""
+    E = q.shape[-1]
+    smax = q.detach().norm(dim=-1).amax((0, 2)) * k.detach().norm(dim=-1).amax((0, 2)) / math.sqrt(E)  # (H,)
+    eps = torch.finfo(q.dtype).eps / 4
+    reach = torch.log(smax.clamp_min(eps) / eps) / alphas.to(smax)  # (H,)
+    return max(1, math.ceil(float(reach.max())))
+
+
+def las_attend_band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
+                    pool: int, causal: bool, width: int) -> torch.Tensor:
+    """LaS for fast-decaying heads in O(L W) instead of O(L^2): q, k, v (B, H, L, E), mask (B, L),
+    alphas (H,), width W from `band_width` -> (B, H, L, E).
+
+    Beyond W positions a key's decayed score rounds to 0, so its weight is e^0 = 1 (before the
+    normalisation) whatever q and k are: those far keys add up to one extra column per block of
+    queries, with logit log(n_far) and value their mean pooled value (prefix sums). The near keys
+    are attended densely in blocks: queries [s, s + T) with keys [s - W, s + T + W), T = W, scale,
+    decay and masks folded into one factor (same for every block) and one bias, as in `las_attend`.
+    The far keys' gradients through q and k are below rounding too and are left out."""
+    B, H, L, E = q.shape
+    T = W = width
+    n = math.ceil(L / T)
+    R = T + 2 * W + 1  # keys per block: the window and the far column
+    keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
+    vp = pool_values(v, mask, pool)  # (B, H, L, E)
+
+    def windows(t: torch.Tensor) -> torch.Tensor:  # (B, H, L, E) -> (B, H, n, T + 2W, E)
+        return F.pad(t, (0, 0, W, n * T - L + W)).unfold(2, T + 2 * W, T).transpose(-1, -2)
+
+    # far keys of block b: [0, bT - W) and (bidirectional) [bT + T + W, L), through prefix sums
+    starts = torch.arange(n, device=q.device) * T
+    lo, hi = (starts - W).clamp(0, L), (starts + T + W).clamp(0, L)  # (n,)
+    real = keys.to(q.dtype)  # (B, L)
+    cnt = F.pad(real.cumsum(-1), (1, 0))  # (B, L + 1): real keys before t
+    tot = F.pad((vp * real[:, None, :, None]).cumsum(2), (0, 0, 1, 0))  # (B, H, L + 1, E)
+    n_far, s_far = cnt[:, lo], tot[:, :, lo]  # (B, n), (B, H, n, E)
+    if not causal:
+        n_far = n_far + cnt[:, L:] - cnt[:, hi]
+        s_far = s_far + tot[:, :, L:] - tot[:, :, hi]
+    far_v = s_far / n_far.clamp_min(1)[:, None, :, None]  # (B, H, n, E): the far keys' mean value
+    kb = torch.cat([windows(k), k.new_zeros(B, H, n, 1, E)], 3)  # (B, H, n, R, E): the far column scores 0
+    vb = torch.cat([windows(vp), far_v[:, :, :, None]], 3)  # (B, H, n, R, E)
+
+    rel = torch.arange(T, device=q.device)[:, None] + W - torch.arange(T + 2 * W, device=q.device)  # (T, T + 2W): i - j
+    factor = torch.exp(-alphas.to(q)[:, None, None] * rel.abs().to(q.dtype)) / math.sqrt(E)  # (H, T, T + 2W)
+    factor = F.pad(factor, (0, 1))[:, None]  # (H, 1, T, R)
+    ok = F.pad(keys, (W, n * T - L + W)).unfold(1, T + 2 * W, T)[:, None, :, None]  # (B, 1, n, 1, T + 2W)
+    if causal:
+        ok = ok & (rel >= 0)  # (B, 1, n, T, T + 2W)
+    bias = torch.zeros(ok.shape, dtype=q.dtype, device=q.device).masked_fill_(~ok, float("-inf"))
+    far_bias = n_far.log()[:, None, :, None, None].expand(*bias.shape[:-1], 1)  # (B, 1, n, ., 1); -inf if none
+    bias = torch.cat([bias, far_bias], -1)  # (B, 1, n, T or 1, R)
+
+    qb = F.pad(q, (0, 0, 0, n * T - L)).view(B, H, n, T, E)  # (B, H, n, T, E)
+    w = torch.addcmul(bias, qb @ kb.transpose(-1, -2), factor).softmax(-1)  # (B, H, n, T, R)
+    y = (w @ vb).view(B, H, n * T, E)[:, :, :L]  # (B, H, L, E)
+    if causal and pool // 2:  # w[i, i - d] sits at column t + W - d of its block
+
+        def diag(d: int) -> torch.Tensor:  # (B, H, L - d, 1)
+            return torch.diagonal(w, offset=W - d, dim1=-2, dim2=-1).reshape(B, H, n * T)[:, :, d:L, None]
+
+        y = unpool_future(y, v, mask, pool, diag)
+    return y
 
 
 def las_attend_ref(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
@@ -304,31 +370,28 @@ class LaSAttention(SelfAttention):
         return self._factors[key]
 
     def attend(self, q, k, v, mask):
-        """q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E). From SDPA_FROM positions the heads
-        whose decay separates within fp32 run through SDPA (`las_attend_sdpa`), the rest (and every
-        head of shorter sequences) through the dense path (`las_attend`)."""
+        """q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E). Below SDPA_FROM positions every head
+        runs on the dense path (`las_attend`). From there the heads whose decay separates within
+        fp32 run through SDPA (`las_attend_sdpa`); the rest decay so fast that they are banded
+        (`las_attend_band`), or dense where the band would span most of the sequence."""
         H, L, E = q.shape[1], q.shape[2], q.shape[3]
-        dense = tuple(range(H)) if L < SDPA_FROM else tuple(
-            h for h in range(H) if self.rates[h] * (L - 1) > SEPARABLE)
-        fused = [h for h in range(H) if h not in dense]
-
-        def pick(t: torch.Tensor, heads: list[int]) -> torch.Tensor:  # no copy when every head goes one way
-            return t if len(heads) == H else t[:, heads]
-
+        if L < SDPA_FROM:
+            return las_attend(q, k, v, mask, self.factor(tuple(range(H)), L, E, q.device, q.dtype), self.pool,
+                              self.causal)
+        f = sum(a * (L - 1) <= SEPARABLE for a in self.rates)  # the rates grow with the head: heads f.. decay fast
         parts = []
-        if fused:
-            parts.append(las_attend_sdpa(pick(q, fused), pick(k, fused), pick(v, fused), mask, self.alphas[fused],
-                                         self.pool, self.causal))  # (B, H_fused, L, E)
-        if dense:
-            h = list(dense)
-            parts.append(las_attend(pick(q, h), pick(k, h), pick(v, h), mask, self.factor(dense, L, E, q.device, q.dtype),
-                                    self.pool, self.causal))  # (B, H_dense, L, E)
-        if len(parts) == 1:
-            return parts[0]
-        if fused + list(dense) == list(range(H)):  # the rates grow with the head: the dense heads come last
-            return torch.cat(parts, 1)  # (B, H, L, E)
-        order = torch.tensor(fused + list(dense), device=q.device).argsort()
-        return torch.cat(parts, 1)[:, order]  # (B, H, L, E)
+        if f:
+            parts.append(las_attend_sdpa(q[:, :f], k[:, :f], v[:, :f], mask, self.alphas[:f], self.pool,
+                                         self.causal))  # (B, f, L, E)
+        if f < H:
+            qn, kn, vn = q[:, f:], k[:, f:], v[:, f:]  # (B, H - f, L, E)
+            width = band_width(qn, kn, self.alphas[f:])
+            if 3 * width + 1 <= L // 2:
+                parts.append(las_attend_band(qn, kn, vn, mask, self.alphas[f:], self.pool, self.causal, width))
+            else:
+                parts.append(las_attend(qn, kn, vn, mask, self.factor(tuple(range(f, H)), L, E, q.device, q.dtype),
+                                        self.pool, self.causal))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # (B, H, L, E), heads in order
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D), mask: (B, L) bool -> (B, L, D)."""
