@@ -290,6 +290,35 @@ def test_las_bands_heads_whose_decay_leaves_fp32(causal, monkeypatch):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
 
 
+def test_banded_las_holds_wide_pools_non_finite_inputs_and_bf16_autocast(monkeypatch):
+    """Causal pooling reaches pool // 2 keys ahead: a pool wider than the reach widens the band
+    (pool 61, W ~ 20). A NaN in q makes the reach unknowable: the head goes dense and the NaN
+    shows in the output (the loop then reports divergence) instead of an exception. Under bf16
+    autocast the band's counts and prefix sums stay fp32."""
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(1, 2, 600, 16, generator=g) for _ in range(3))
+    mask = torch.arange(600)[None] < torch.tensor([560])[:, None]
+    real = mask[:, None, :, None].expand_as(v)
+    las = LaSAttention(LaSCfg(d_model=32, n_layers=1, n_heads=2, causal=True, decay_max=1.0, pool=61))
+    band = las_module.las_attend_band
+    widths = []
+    monkeypatch.setattr(las_module, "las_attend_band", lambda *a: widths.append(a[-1]) or band(*a))
+    with torch.no_grad():
+        torch.testing.assert_close(las.attend(q, k, v, mask)[real],
+                                   las_attend_ref(q, k, v, mask, las.alphas, 61, True)[real], atol=2e-5, rtol=1e-4)
+        assert widths == [30]
+        bad = q.clone()
+        bad[0, 1, 7, 3] = float("nan")
+        assert las.attend(bad, k, v, mask)[:, 1].isnan().any() and widths == [30]  # dense, not banded
+        alphas = torch.tensor([1.0])
+        width = las_module.band_width(q[:, 1:], k[:, 1:], alphas)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = band(q[:, 1:].bfloat16(), k[:, 1:].bfloat16(), v[:, 1:].bfloat16(), mask, alphas, 3, False, width)
+        assert fast.dtype == torch.bfloat16
+        ref = las_attend_ref(*(t[:, 1:].bfloat16().float() for t in (q, k, v)), mask, alphas, 3, False)
+        torch.testing.assert_close(fast.float()[real[:, 1:]], ref[real[:, 1:]], atol=5e-4, rtol=0.0)  # |y| < 0.2: bf16 output rounding
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
     """Scores near 100 would underflow the sink's weight: that call falls back to the dense path.

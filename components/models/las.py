@@ -258,27 +258,42 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 def band_width(q: torch.Tensor, k: torch.Tensor, alphas: torch.Tensor) -> int:
     """The reach W beyond which every decayed score of these heads is within rounding of 0, so
-    exp(score) is exactly 1 in q's dtype: |q_i . k_j| / sqrt(E) e^(-a d) < eps / 4 for d > W.
-    q, k: (B, H, L, E), alphas: (H,) all > 0 -> W (a host int; one sync per call)."""
-    E = q.shape[-1]
-    smax = q.detach().norm(dim=-1).amax((0, 2)) * k.detach().norm(dim=-1).amax((0, 2)) / math.sqrt(E)  # (H,)
-    eps = torch.finfo(q.dtype).eps / 4
-    reach = torch.log(smax.clamp_min(eps) / eps) / alphas.to(smax)  # (H,)
-    return max(1, math.ceil(float(reach.max())))
+    exp(score) is exactly 1 in the band's dtype (fp32, or fp64): |q_i . k_j| / sqrt(E) e^(-a d) <
+    eps / 4 for d > W. q, k: (B, H, L, E), alphas: (H,) all > 0 -> W (a host int; one sync per
+    call); L where q or k is not finite, so the caller takes the dense path and the loss shows it."""
+    E, L = q.shape[-1], q.shape[2]
+    dtype = torch.promote_types(q.dtype, torch.float32)
+    norms = [t.detach().to(dtype).norm(dim=-1).amax((0, 2)) for t in (q, k)]  # 2 x (H,)
+    smax = norms[0] * norms[1] / math.sqrt(E)  # (H,)
+    eps = torch.finfo(dtype).eps / 4
+    reach = float((torch.log(smax.clamp_min(eps) / eps) / alphas.to(smax)).max())
+    return max(1, math.ceil(reach)) if math.isfinite(reach) else L
 
 
 def las_attend_band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor,
                     pool: int, causal: bool, width: int) -> torch.Tensor:
     """LaS for fast-decaying heads in O(L W) instead of O(L^2): q, k, v (B, H, L, E), mask (B, L),
-    alphas (H,), width W from `band_width` -> (B, H, L, E).
+    alphas (H,), width W from `band_width` (causal: at least pool // 2) -> (B, H, L, E).
 
     Beyond W positions a key's decayed score rounds to 0, so its weight is e^0 = 1 (before the
     normalisation) whatever q and k are: those far keys add up to one extra column per block of
     queries, with logit log(n_far) and value their mean pooled value (prefix sums). The near keys
     are attended densely in blocks: queries [s, s + T) with keys [s - W, s + T + W), T = W, scale,
     decay and masks folded into one factor (same for every block) and one bias, as in `las_attend`.
-    The far keys' gradients through q and k are below rounding too and are left out."""
+    The far keys' gradients through q and k are below rounding too and are left out. Runs in
+    fp32 (or float64) even under bf16 autocast, as `las_attend_sdpa`: counts and prefix sums need it."""
     B, H, L, E = q.shape
+    dtype = q.dtype
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = (t.to(torch.promote_types(dtype, torch.float32)) for t in (q, k, v))
+        return _band(q, k, v, mask, alphas.to(q), pool, causal, width).to(dtype)
+
+
+def _band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, alphas: torch.Tensor, pool: int,
+          causal: bool, width: int) -> torch.Tensor:
+    """`las_attend_band` in q's dtype."""
+    B, H, L, E = q.shape
+    assert not causal or width >= pool // 2, "causal pooling reaches pool // 2 keys: the band must hold them"
     T = W = width
     n = math.ceil(L / T)
     R = T + 2 * W + 1  # keys per block: the window and the far column
@@ -385,7 +400,7 @@ class LaSAttention(SelfAttention):
                                          self.causal))  # (B, f, L, E)
         if f < H:
             qn, kn, vn = q[:, f:], k[:, f:], v[:, f:]  # (B, H - f, L, E)
-            width = band_width(qn, kn, self.alphas[f:])
+            width = max(band_width(qn, kn, self.alphas[f:]), self.pool // 2)
             if 3 * width + 1 <= L // 2:
                 parts.append(las_attend_band(qn, kn, vn, mask, self.alphas[f:], self.pool, self.causal, width))
             else:
