@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import pandas as pd
 
@@ -55,6 +56,23 @@ def child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
             stop(p)
         CHILDREN.remove(p)
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def stamped(cmd: list[str], **kw) -> tuple[int, list[tuple[float, str]]]:
+    """Like `child`, stdout and stderr merged, each line with the `time.perf_counter()` it arrived
+    at -> (return code, [(seconds, line)])."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+    CHILDREN.append(p)
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append((time.perf_counter(), line.rstrip("\n")))
+        p.wait()
+    finally:
+        if p.poll() is None:
+            stop(p)
+        CHILDREN.remove(p)
+    return p.returncode, lines
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _shared import child, install, markdown  # benchmarks/_shared.py (this script's folder is on sys.path)
+from _shared import child, install, markdown, stamped  # benchmarks/_shared.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -323,13 +323,38 @@ def too_big(kind: str, L: int, batch: int, max_gib: float) -> str | None:
     return None
 
 
-def grid_split(steps_note: list[str]) -> pd.DataFrame:
+PHASES = (  # (label, the first output line of the phase), in the order `dvc repro` prints them
+    ("DVC start", None),
+    ("materialize stage", re.compile(r"Running stage 'materialize")),
+    ("grid: imports, MLflow store", re.compile(r"Running stage 'grid'")),
+    ("grid: Prefect's local server starts", re.compile(r"Starting temporary server")),
+    ("grid: the flow (training, MLflow, evaluation)", re.compile(r"Beginning flow run")),
+    ("grid: server stops, process exits, lock", re.compile(r"Flow run '.*' - Finished in state")),
+    ("report stage", re.compile(r"Running stage 'report'")),
+)
+
+
+def phases(t0: float, lines: list[tuple[float, str]], end: float) -> dict:
+    """Seconds per phase of one `dvc repro` from its stamped output: each phase runs from its
+    first line (`PHASES`) to the next phase's; a phase whose line never came is absent."""
+    starts = [(PHASES[0][0], t0)]
+    for label, pattern in PHASES[1:]:
+        hit = next((t for t, line in lines if pattern.search(line)), None)
+        if hit is not None:
+            starts.append((label, hit))
+    bounds = [t for _, t in starts[1:]] + [end]
+    return {label: round(b - a, 2) for (label, a), b in zip(starts, bounds)}
+
+
+def grid_split(steps_note: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The smoke profile under `dvc repro` in a fresh copy of the committed tree: wall time, the
     training inside it (every phase's own seconds from the records), the rest (Prefect, MLflow,
     DVC, process starts, data loading, evaluation); a second `dvc repro` with nothing changed; and
-    a third from nothing again, on the Prefect home the first one made, as any later run finds it."""
+    a third from nothing again, on the Prefect home the first one made, as any later run finds it.
+    -> (that split, the seconds of each phase (`PHASES`) of every run)."""
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}
+           "DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1",
+           "PYTHONUNBUFFERED": "1"}  # lines arrive when they are printed: their times split the phases
     env.pop("PREFECT_API_URL", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     with tempfile.TemporaryDirectory(prefix="arena-bench-grid-") as tmp:
@@ -344,7 +369,7 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
         if one == raw:
             raise RuntimeError("could not set prefect.concurrency: 1 in the smoke profile's params.yaml")
         (repo / "params.yaml").write_text(one)
-        rows = []
+        rows, split = [], []
         runs = [("dvc repro (smoke profile, from nothing)", True),
                 ("dvc repro again, nothing changed", False),
                 ("dvc repro from nothing again, Prefect's database already made (any later run on this machine)", True)]
@@ -353,10 +378,11 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
                 subprocess.run(["git", "clean", "-fdxq", "-e", ".dvc/config.local"], cwd=repo, check=True)
                 subprocess.run(["git", "checkout", "-q", "--", "dvc.lock", "reports"], cwd=repo, check=True)
             t0 = time.perf_counter()
-            done = child([str(BIN / "dvc"), "repro"], cwd=repo, env=env)
-            wall = time.perf_counter() - t0
-            if done.returncode != 0:
-                raise RuntimeError(f"dvc repro exited {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}")
+            code, lines = stamped([str(BIN / "dvc"), "repro"], cwd=repo, env=env)
+            end = time.perf_counter()
+            wall = end - t0
+            if code != 0:
+                raise RuntimeError(f"dvc repro exited {code}: {(lines or [(0, '')])[-1][1].strip()}")
             records = [json.loads(p.read_text()) for p in (repo / "artifacts").rglob("info.json")]
             # a finetuning record repeats its start's pretrain_seconds: count those from the starts only
             train = sum((r.get("finetune_seconds") if "finetune_seconds" in r else r.get("pretrain_seconds")) or 0.0
@@ -364,13 +390,14 @@ def grid_split(steps_note: list[str]) -> pd.DataFrame:
             rows.append({"run": label, "wall_s": round(wall, 2), "training_s": round(train, 2) if fresh else 0.0})
             rows[-1]["other_s"] = round(wall - rows[-1]["training_s"], 2)
             rows[-1]["other_share"] = round(rows[-1]["other_s"] / wall, 3)
+            split.append({"run": label, **phases(t0, lines, end)})
         steps_note.append("one unit at a time (`prefect.concurrency: 1`, so the loops' clocks never overlap); "
                           "training seconds are the training loops' own clocks (pretraining and finetuning of "
                           "every trial and seed, their periodic validation included); everything else (DVC, "
                           "data generation, Prefect's local server, MLflow, process starts, test evaluation, "
                           "the report) is orchestration. A Prefect home's first flow run creates its database "
                           "(about 8 s of migrations here); later runs on the same machine start from it")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.DataFrame(split)[["run"] + [label for label, _ in PHASES]]
 
 
 def main() -> None:
@@ -442,23 +469,23 @@ def main() -> None:
     os.replace(out / "bench.csv.tmp", out / "bench.csv")
     notes: list[str] = []
     try:
-        grid = None if args.skip_grid else grid_split(notes)
+        grid, split = (None, None) if args.skip_grid else grid_split(notes)
     except RuntimeError as err:
-        grid, notes = None, [f"the smoke grid failed: {err}"]
+        grid, split, notes = None, None, [f"the smoke grid failed: {err}"]
     where = (f"{platform.processor() or platform.machine()}, {args.threads} threads, torch {torch.__version__}, "
              f"commit {commit}, {time.strftime('%Y-%m-%d')}")
     if len(paired):
         paired.to_csv(out / "bench_pairs.csv.tmp", index=False)
         os.replace(out / "bench_pairs.csv.tmp", out / "bench_pairs.csv")
     if grid is not None:
-        grid.to_csv(out / "bench_grid.csv.tmp", index=False)
+        grid.merge(split, on="run").to_csv(out / "bench_grid.csv.tmp", index=False)
         os.replace(out / "bench_grid.csv.tmp", out / "bench_grid.csv")
-    (ROOT / "reports" / "benchmarks.md.tmp").write_text(render(df, fp32, single, ratio, peak, where, args, grid, notes, paired))
+    (ROOT / "reports" / "benchmarks.md.tmp").write_text(render(df, fp32, single, ratio, peak, where, args, grid, split, notes, paired))
     os.replace(ROOT / "reports" / "benchmarks.md.tmp", ROOT / "reports" / "benchmarks.md")
     print((ROOT / "reports" / "benchmarks.md").read_text())
 
 
-def render(df, fp32, single, ratio, peak, where, args, grid, notes, paired) -> str:
+def render(df, fp32, single, ratio, peak, where, args, grid, split, notes, paired) -> str:
     show = df[(df["dtype"] == "fp32") & (df["series"] == "tokens")].copy()
     table = pd.DataFrame({
         "kind": show["kind"], "L": show["L"], "batch": show["batch"],
@@ -534,7 +561,12 @@ def render(df, fp32, single, ratio, peak, where, args, grid, notes, paired) -> s
     if grid is not None:
         lines += ["## Where the smoke grid's wall time goes", "",
                   "The `smoke` profile under `dvc repro` in a fresh clone of the committed tree (its own MLflow "
-                  "store and Prefect home); " + "; ".join(notes) + ".", "", markdown(grid), ""]
+                  "store and Prefect home); " + "; ".join(notes) + ".", "", markdown(grid), "",
+                  "Seconds by phase, from the times `dvc repro`'s output lines arrived (each phase runs from "
+                  "its first line to the next phase's; empty where it did not run). Every `arena` process "
+                  "first imports torch, MLflow and (grid) Prefect, which take most of a phase with little "
+                  "training; the grid process also imports Prefect's server and starts it as a subprocess.",
+                  "", markdown(split.fillna("")), ""]
     return "\n".join(lines)
 
 
