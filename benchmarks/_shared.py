@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pandas as pd
@@ -60,18 +61,29 @@ def child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 def stamped(cmd: list[str], **kw) -> tuple[int, list[tuple[float, str]]]:
     """Like `child`, stdout and stderr merged, each line with the `time.perf_counter()` it arrived
-    at -> (return code, [(seconds, line)])."""
+    at -> (return code, [(seconds, line)]). Once the child exits, whatever is left of its process
+    group goes too (an orphaned Prefect server would hold the pipe open forever)."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
     CHILDREN.append(p)
-    lines = []
-    try:
+    lines: list[tuple[float, str]] = []
+
+    def read():
         for line in p.stdout:
             lines.append((time.perf_counter(), line.rstrip("\n")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
         p.wait()
     finally:
         if p.poll() is None:
             stop(p)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # leftovers only: the leader has exited
+        except ProcessLookupError:
+            pass
         CHILDREN.remove(p)
+    reader.join(30)
     return p.returncode, lines
 
 

@@ -336,12 +336,15 @@ PHASES = (  # (label, the first output line of the phase), in the order `dvc rep
 
 def phases(t0: float, lines: list[tuple[float, str]], end: float) -> dict:
     """Seconds per phase of one `dvc repro` from its stamped output: each phase runs from its
-    first line (`PHASES`) to the next phase's; a phase whose line never came is absent."""
-    starts = [(PHASES[0][0], t0)]
+    first line (`PHASES`, searched after the previous phase's line) to the next phase's. A phase
+    whose line never came is absent and its seconds go to the phase before it (a quieter Prefect
+    log level, say, hides the server's lines)."""
+    starts, after = [(PHASES[0][0], t0)], 0
     for label, pattern in PHASES[1:]:
-        hit = next((t for t, line in lines if pattern.search(line)), None)
+        hit = next((i for i in range(after, len(lines)) if pattern.search(lines[i][1])), None)
         if hit is not None:
-            starts.append((label, hit))
+            starts.append((label, lines[hit][0]))
+            after = hit + 1
     bounds = [t for _, t in starts[1:]] + [end]
     return {label: round(b - a, 2) for (label, a), b in zip(starts, bounds)}
 
@@ -382,7 +385,8 @@ def grid_split(steps_note: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
             end = time.perf_counter()
             wall = end - t0
             if code != 0:
-                raise RuntimeError(f"dvc repro exited {code}: {(lines or [(0, '')])[-1][1].strip()}")
+                last = next((line.strip() for _, line in reversed(lines) if line.strip()), "")
+                raise RuntimeError(f"dvc repro exited {code}: {last}")
             records = [json.loads(p.read_text()) for p in (repo / "artifacts").rglob("info.json")]
             # a finetuning record repeats its start's pretrain_seconds: count those from the starts only
             train = sum((r.get("finetune_seconds") if "finetune_seconds" in r else r.get("pretrain_seconds")) or 0.0
@@ -396,8 +400,9 @@ def grid_split(steps_note: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
                           "every trial and seed, their periodic validation included); everything else (DVC, "
                           "data generation, Prefect's local server, MLflow, process starts, test evaluation, "
                           "the report) is orchestration. A Prefect home's first flow run creates its database "
-                          "(about 8 s of migrations here); later runs on the same machine start from it")
-    return pd.DataFrame(rows), pd.DataFrame(split)[["run"] + [label for label, _ in PHASES]]
+                          "(its migrations slow the server's start: the first run against the third below); later runs on "
+                          "the same machine start from it")
+    return pd.DataFrame(rows), pd.DataFrame(split).reindex(columns=["run"] + [label for label, _ in PHASES])
 
 
 def main() -> None:
@@ -563,9 +568,11 @@ def render(df, fp32, single, ratio, peak, where, args, grid, split, notes, paire
                   "The `smoke` profile under `dvc repro` in a fresh clone of the committed tree (its own MLflow "
                   "store and Prefect home); " + "; ".join(notes) + ".", "", markdown(grid), "",
                   "Seconds by phase, from the times `dvc repro`'s output lines arrived (each phase runs from "
-                  "its first line to the next phase's; empty where it did not run). Every `arena` process "
-                  "first imports torch, MLflow and (grid) Prefect, which take most of a phase with little "
-                  "training; the grid process also imports Prefect's server and starts it as a subprocess.",
+                  "its first line to the next phase's; empty where it did not run or its line did not come). The "
+                  "grid and report processes first import torch and MLflow (the grid Prefect too), which "
+                  "takes most of a phase with little training; the grid process also imports Prefect's "
+                  "server and starts it as a subprocess; its last phase holds DVC hashing the grid's "
+                  "outputs and writing dvc.lock.",
                   "", markdown(split.fillna("")), ""]
     return "\n".join(lines)
 
