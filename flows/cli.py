@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     from components import signals
 
     # The interpreter's exit collects the whole heap (~500k objects once torch, MLflow and Prefect
-    # are in): 1.5-2.5 s of every command (py-spy). Frozen at exit, after the other atexit handlers,
-    # the heap is left to the OS; weakref finalizers (temp dirs) and atexit handlers still run.
+    # are in): 1.5-2.5 s of such a command (py-spy). Frozen at exit (after the atexit handlers of
+    # torch, MLflow and Prefect, which register later), the heap is left to the OS; every atexit
+    # handler and weakref finalizer still runs.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     cli.quiet()
