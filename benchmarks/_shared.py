@@ -8,11 +8,13 @@ measurement). Each child leads its own process group (`dvc repro` -> `arena grid
 server), which gets SIGTERM first, so `arena grid` can close its runs, then SIGKILL."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import pandas as pd
 
@@ -45,17 +47,25 @@ def install() -> None:
     signal.signal(signal.SIGINT, _stop_children)
 
 
-def child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    """`subprocess.run(cmd, capture_output=True, text=True, **kw)` in a process group of its own,
-    stopped if this process leaves first."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+@contextlib.contextmanager
+def _spawned(cmd: list[str], **kw) -> Iterator[subprocess.Popen]:
+    """`subprocess.Popen(cmd, text=True, **kw)` leading a process group of its own, in CHILDREN
+    while it runs, stopped if the body leaves before it ends."""
+    p = subprocess.Popen(cmd, text=True, start_new_session=True, **kw)
     CHILDREN.append(p)
     try:
-        out, err = p.communicate()
+        yield p
     finally:
         if p.poll() is None:
             stop(p)
         CHILDREN.remove(p)
+
+
+def child(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """`subprocess.run(cmd, capture_output=True, text=True, **kw)` in a process group of its own,
+    stopped if this process leaves first."""
+    with _spawned(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw) as p:
+        out, err = p.communicate()
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
@@ -63,26 +73,20 @@ def stamped(cmd: list[str], **kw) -> tuple[int, list[tuple[float, str]]]:
     """Like `child`, stdout and stderr merged, each line with the `time.perf_counter()` it arrived
     at -> (return code, [(seconds, line)]). Once the child exits, whatever is left of its process
     group goes too (an orphaned Prefect server would hold the pipe open forever)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
-    CHILDREN.append(p)
     lines: list[tuple[float, str]] = []
+    with _spawned(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw) as p:
 
-    def read():
-        for line in p.stdout:
-            lines.append((time.perf_counter(), line.rstrip("\n")))
+        def read():
+            for line in p.stdout:
+                lines.append((time.perf_counter(), line.rstrip("\n")))
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         p.wait()
-    finally:
-        if p.poll() is None:
-            stop(p)
-        try:
-            os.killpg(p.pid, signal.SIGKILL)  # leftovers only: the leader has exited
-        except ProcessLookupError:
-            pass
-        CHILDREN.remove(p)
+    try:
+        os.killpg(p.pid, signal.SIGKILL)  # leftovers only: the leader has exited
+    except ProcessLookupError:
+        pass
     reader.join(30)
     return p.returncode, lines
 

@@ -573,7 +573,7 @@ def render(df, fp32, single, ratio, peak, where, args, grid, split, notes, paire
                   "takes most of a phase with little training; the grid process also imports Prefect's "
                   "server and starts it as a subprocess; its last phase holds DVC hashing the grid's "
                   "outputs and writing dvc.lock.",
-                  "", markdown(split.fillna("")), ""]
+                  "", markdown(split), ""]
     return "\n".join(lines)
 
 
