@@ -13,7 +13,9 @@ import functools
 import os
 import socket
 import subprocess
+import sys
 import time
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -166,16 +168,33 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
     try:
         yield tracker
     except BaseException as err:
-        failure = {"error": f"{type(err).__name__}: {err}"[:5000]}
-        if getattr(err, "step", None) is not None:
-            failure["failed_at_step"] = str(err.step)
-        try:
-            tracker.set_tags(failure)
-            client.set_terminated(run_id, ending(err))
-        except (StoreError, MlflowException):
-            pass  # the store is what failed: the original error says more
+        abort(run_id, err, client)
         raise
     _retry(client.set_terminated, run_id, "FINISHED")
+
+
+def abort(run_id: str, err: BaseException, client: MlflowClient | None = None) -> None:
+    """End a run KILLED or FAILED (`ending`) because of `err`, recorded as its `error` tag (and
+    `failed_at_step`), while `err` propagates. Never raises: the original error says more than a
+    store that also failed, which only gets one line on stderr (a later run closes the run then).
+
+    An interrupt (SIGTERM, Ctrl-C) that lands inside an MLflow write leaves that statement's SQLite
+    cursor referenced from the traceback's frames, and with it the database lock: every later write
+    of this process would wait out the busy timeout and give up. Clearing the frames' locals first
+    (the traceback still prints) frees the cursor and the lock."""
+    traceback.clear_frames(err.__traceback__)
+    client = client or _client()
+    failure = {"error": f"{type(err).__name__}: {err}"[:5000]}
+    if getattr(err, "step", None) is not None:
+        failure["failed_at_step"] = str(err.step)
+    try:
+        Tracker(client, run_id).set_tags(failure)
+    except (StoreError, MlflowException):
+        pass  # the status below matters more
+    try:
+        _retry(client.set_terminated, run_id, ending(err))
+    except (StoreError, MlflowException) as store_err:
+        print(f"MLflow run {run_id} left RUNNING: {_first_line(store_err)}", file=sys.stderr)
 
 
 def ending(err: BaseException | None) -> str:
@@ -201,12 +220,11 @@ def start_grid(experiment: str, run_name: str, tags: dict[str, str], parent_run_
     return client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=tags).info.run_id
 
 
-def end_grid(run_id: str, failed: bool | str, tags: dict[str, str]) -> None:
-    """Close a parent run: FAILED or FINISHED, or the status given (KILLED)."""
+def end_grid(run_id: str, failed: bool, tags: dict[str, str]) -> None:
+    """Close a parent run whose children all ended: FAILED or FINISHED (interrupted: `abort`)."""
     client = _client()
     Tracker(client, run_id).set_tags(tags)
-    status = failed if isinstance(failed, str) else ("FAILED" if failed else "FINISHED")
-    _retry(client.set_terminated, run_id, status)
+    _retry(client.set_terminated, run_id, "FAILED" if failed else "FINISHED")
 
 
 def close_stale(experiment: str) -> list[str]:

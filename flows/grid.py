@@ -152,7 +152,7 @@ def run_grid(params: Params, params_path: str = "params.yaml", deployment: str |
     try:
         return _run(params, params_path, deployment, trials, grid_run, build_report)
     except BaseException as err:  # the grid's run ends KILLED (SIGTERM, Ctrl-C) or FAILED, never RUNNING
-        tracking.end_grid(grid_run, tracking.ending(err), {"error": f"{type(err).__name__}: {err}"[:5000]})
+        tracking.abort(grid_run, err)
         raise
 
 

@@ -389,6 +389,40 @@ def test_sigterm_ends_the_run_killed_and_a_rerun_finishes(ready, raw_params):
     assert done.info.run_id == killed.info.run_id and done.info.status == "FINISHED"
 
 
+@pytest.mark.parametrize("kind", ["SELECT", "INSERT"])
+def test_an_interrupt_inside_an_mlflow_write_still_ends_the_run_killed(workdir, raw_params, monkeypatch, kind):
+    """SIGTERM lands in a metric write right after one of its statements ran (a SELECT, whose
+    cursor holds SQLite's shared lock until read out, or an INSERT): the cursor, kept alive by the
+    traceback's frames, would keep the lock, and the run could never be closed (the cause of the
+    old flake of the test above). Raised as a signal handler would raise it."""
+    from sqlalchemy.engine.default import DefaultDialect
+
+    from components.signals import Terminated
+
+    experiment = raw_params["tracking"]["experiment"]
+    armed, fired = [], []
+
+    def interrupting(execute):
+        def interrupted(self, cursor, statement, parameters, context=None):
+            execute(self, cursor, statement, parameters, context)
+            if armed and armed[-1] and not fired and statement.lstrip().upper().startswith(kind):
+                fired.append(statement)
+                raise Terminated("signal SIGTERM")
+        return interrupted
+
+    for name in ("do_execute", "do_executemany"):
+        monkeypatch.setattr(DefaultDialect, name, interrupting(getattr(DefaultDialect, name)))
+    with pytest.raises(Terminated):
+        with tracking.start_run(experiment, "interrupted", {"stage": "finetune"}) as tracker:
+            run_id = tracker.run_id
+            for step in range(100):
+                armed.append(step == 3)
+                tracker.log_metrics({"loss": 1.0}, step=step)
+    assert fired and running(experiment) == []
+    run = tracking._client().get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["error"] == "Terminated: signal SIGTERM"
+
+
 def test_runs_of_a_killed_process_are_closed_by_the_next_run(workdir, raw_params):
     experiment = raw_params["tracking"]["experiment"]
     gone = subprocess.Popen(["true"])

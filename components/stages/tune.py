@@ -84,7 +84,7 @@ def run(params: Params, task: str, arch: str, init: str, parent_run_id: str | No
                 for spec, record in zip(specs, run_unit(specs, tune_run).values()):
                     found[spec.cell] = record
         except BaseException as err:  # the arm's run ends KILLED (SIGTERM, Ctrl-C) or FAILED, never RUNNING
-            tracking.end_grid(tune_run, tracking.ending(err), {"error": f"{type(err).__name__}: {err}"[:5000]})
+            tracking.abort(tune_run, err)
             raise
     write_selection(params, task, arch, init, found, tune_run)
     return paths.selection_path(task, arch, init)
