@@ -192,20 +192,25 @@ def test_las_matches_an_element_by_element_reference(causal):
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("pool", [1, 3, 5, 7])
 @pytest.mark.parametrize("decay_max", [0.0, 0.3])
-def test_fast_las_equals_its_materialized_twin_values_and_gradients(causal, pool, decay_max):
+@pytest.mark.parametrize("lengths", [[13, 9, 2], [13, 13, 13]])
+def test_fast_las_equals_its_materialized_twin_values_and_gradients(causal, pool, decay_max, lengths):
     """w P V = w (P V): pooled values instead of the pooled L x L matrix, with padding and the
-    causal terms near the diagonal handled, agree with the paper's order of operations."""
+    causal terms near the diagonal handled, agree with the paper's order of operations; with no
+    padding the upper triangle is a plain flip instead of a gather."""
     g = torch.Generator().manual_seed(pool)
     B, H, L, E = 3, 4, 13, 8
     q, k, v = (torch.randn(B, H, L, E, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    mask = torch.arange(L)[None] < torch.tensor([13, 9, 2])[:, None]
+    mask = torch.arange(L)[None] < torch.tensor(lengths)[:, None]
     alphas = decay_rates(H, decay_max).double()
     ref = las_attend_ref(q, k, v, mask, alphas, pool, causal)
     real = mask[:, None, :, None].expand_as(v)
     ref_grads = torch.autograd.grad((ref * real).sum(), (q, k, v))
-    for fast in (las_attend(q, k, v, mask, decay_factor(alphas, L, E, "cpu", torch.float64), pool, causal),
-                 las_attend_sdpa(q, k, v, mask, alphas, pool, causal),  # through SDPA: log-sum-exps on CPU
-                 las_attend_sdpa(q, k, v, mask, alphas, pool, causal, sink=True)):  # and with a sink (CUDA)
+    fasts = [las_attend(q, k, v, mask, decay_factor(alphas, L, E, "cpu", torch.float64), pool, causal),
+             las_attend_sdpa(q, k, v, mask, alphas, pool, causal),  # through SDPA: log-sum-exps on CPU
+             las_attend_sdpa(q, k, v, mask, alphas, pool, causal, sink=True)]  # and with a sink (CUDA)
+    if decay_max == 0 and not causal:
+        fasts.append(las_module.las_attend_global(q, k, v, mask, pool))  # no decay: one plain SDPA call
+    for fast in fasts:
         torch.testing.assert_close(fast[real], ref[real], atol=1e-12, rtol=1e-10)
         for a, b in zip(torch.autograd.grad((fast * real).sum(), (q, k, v)), ref_grads):
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
@@ -222,13 +227,15 @@ def test_las_sends_long_sequences_through_sdpa_and_keeps_far_decaying_heads_dens
     ref = las_attend_ref(q, k, v, mask, las.alphas, 3, causal)
     real = mask[:, None, :, None].expand_as(v)
     calls = []
-    for name in ("las_attend", "las_attend_sdpa"):
+    for name in ("las_attend", "las_attend_sdpa", "las_attend_global"):
         fn = getattr(las_module, name)
         monkeypatch.setattr(las_module, name, lambda *a, fn=fn, name=name: calls.append((name, a[0].shape[1])) or fn(*a))
     monkeypatch.setattr(las_module, "SDPA_FROM", 8)
     monkeypatch.setattr(las_module, "SEPARABLE", 0.3 * 12 * 0.5)  # the fastest-decaying head (a = 0.3) stays dense
     torch.testing.assert_close(las.attend(q, k, v, mask)[real], ref[real], atol=1e-5, rtol=1e-4)
-    assert sorted(calls) == [("las_attend", 1), ("las_attend_sdpa", T["n_heads"] - 1)]
+    H = T["n_heads"]  # bidirectional, head 0 (no decay) is one plain call
+    assert sorted(calls) == ([("las_attend", 1), ("las_attend_sdpa", H - 1)] if causal else
+                             [("las_attend", 1), ("las_attend_global", 1), ("las_attend_sdpa", H - 2)])
     monkeypatch.undo()
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 4, 600, 16, generator=g) for _ in range(3))
@@ -277,11 +284,12 @@ def test_las_bands_heads_whose_decay_leaves_fp32(causal, monkeypatch):
     mask = torch.arange(600)[None] < torch.tensor([600, 450])[:, None]
     las = LaSAttention(LaSCfg(d_model=64, n_layers=1, n_heads=4, causal=causal, decay_max=1.0, pool=3))
     calls = []
-    for name in ("las_attend", "las_attend_sdpa", "las_attend_band"):
+    for name in ("las_attend", "las_attend_sdpa", "las_attend_band", "las_attend_global"):
         fn = getattr(las_module, name)
         monkeypatch.setattr(las_module, name, lambda *a, fn=fn, name=name: calls.append((name, a[0].shape[1])) or fn(*a))
     fast = las.attend(q, k, v, mask)
-    assert sorted(calls) == [("las_attend_band", 1), ("las_attend_sdpa", 3)]
+    assert sorted(calls) == ([("las_attend_band", 1), ("las_attend_sdpa", 3)] if causal else
+                             [("las_attend_band", 1), ("las_attend_global", 1), ("las_attend_sdpa", 2)])
     ref = las_attend_ref(q, k, v, mask, las.alphas, las.pool, causal)
     real = mask[:, None, :, None].expand_as(v)
     torch.testing.assert_close(fast[real], ref[real], atol=2e-5, rtol=1e-4)

@@ -12,10 +12,12 @@ values before pooling). The causal mask does depend on it near the diagonal, whe
 row would reach r = P // 2 keys into the future; those few terms are subtracted again. Decay and
 scale fold into one cached (H, L, L) factor and the masks into one additive bias, so the scores
 make three passes over (B, H, L, L) instead of about ten. From SDPA_FROM positions on, no L x L
-tensor at all (`las_attend_sdpa`): within each triangle the decay separates into a query factor
-times a key factor, so each triangle is one causal call of the fused SDPA kernel, and the two
-softmaxes are joined through their masses: on CPU the flash kernel's log-sum-exps (`_Triangles`,
-its own backward), elsewhere (and causal) a sink key's weight. Heads whose factors would leave
+tensor at all: a head without decay (head 0) is plain attention on pooled values, one SDPA call
+(`las_attend_global`, bidirectional); for the others (`las_attend_sdpa`), within each triangle
+the decay separates into a query factor times a key factor, so each triangle is one causal call
+of the fused SDPA kernel, and the two softmaxes are joined through their masses: on CPU the flash
+kernel's log-sum-exps (`_Triangles`, its own backward; the upper triangle on each sequence
+reversed), elsewhere (and causal) a sink key's weight. Heads whose factors would leave
 fp32 (alpha L > SEPARABLE) decay so fast that beyond a reach W (a few hundred positions) every
 decayed score rounds to 0 and every key weighs e^0 = 1: they run banded (`las_attend_band`, O(L W)),
 the keys beyond the band summed by prefix sums, or dense where the band would span most of the
@@ -49,6 +51,13 @@ def decay_rates(n_heads: int, decay_max: float, decay_min: float = 1e-4) -> torc
     return torch.cat([torch.zeros(1), rest])
 
 
+def real_keys(mask: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, L) the keys each sequence may attend: its real positions, or every position of
+    a sequence with none (an all-padding chunk: its outputs are padding, read by nothing, and must
+    only stay finite)."""
+    return mask | ~mask.any(-1, keepdim=True)
+
+
 def _allowed(mask: torch.Tensor, causal: bool, L: int) -> torch.Tensor:
     """(B, 1, L, L) True = may attend; a query with no real key at all (an all-padding chunk)
     attends to itself, never to nothing."""
@@ -76,12 +85,9 @@ def pool_values(v: torch.Tensor, mask: torch.Tensor, pool: int) -> torch.Tensor:
 
 
 def _bias(mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
-    """Additive mask, 0 = may attend, -inf = not: (B, 1, 1, L) bidirectional, (B, 1, L, L) causal.
-    A sequence with no real position (an all-padding chunk) attends everywhere: its outputs are
-    padding, read by nothing, and must only stay finite."""
+    """Additive mask, 0 = may attend, -inf = not: (B, 1, 1, L) bidirectional, (B, 1, L, L) causal."""
     L = mask.shape[1]
-    keys = mask | ~mask.any(-1, keepdim=True)  # (B, L)
-    allowed = keys[:, None, None, :]  # (B, 1, 1, L)
+    allowed = real_keys(mask)[:, None, None, :]  # (B, 1, 1, L)
     if causal:
         allowed = allowed & torch.ones(L, L, dtype=torch.bool, device=mask.device).tril()  # (B, 1, L, L)
     return torch.zeros(allowed.shape, dtype=dtype, device=mask.device).masked_fill_(~allowed, float("-inf"))
@@ -95,6 +101,14 @@ def las_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
     if causal and pool // 2:  # row i pooled over keys i+1..i+r: remove what they would mix in
         y = unpool_future(y, v, mask, pool, lambda d: torch.diagonal(w, offset=-d, dim1=-2, dim2=-1)[..., None])
     return y
+
+
+def las_attend_global(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, pool: int) -> torch.Tensor:
+    """Bidirectional LaS of heads without decay (alpha 0: head 0, or every head with `decay_max: 0`):
+    plain attention on pooled values, one fused SDPA call instead of two triangles.
+    q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E)."""
+    vp = pool_values(v, mask, pool).contiguous()  # (B, H, L, E); fused kernels read the head width as contiguous
+    return F.scaled_dot_product_attention(q, k, vp, attn_mask=real_keys(mask)[:, None, None, :])
 
 
 def unpool_future(y: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, pool: int, diag) -> torch.Tensor:
@@ -121,12 +135,12 @@ def _sdpa_part(qs: torch.Tensor, ks: torch.Tensor, vp: torch.Tensor, kbias: torc
     """One triangle of the scores through causal SDPA, with its softmax mass. qs, ks: (B, H, L, E)
     scaled so that qs . ks is the decayed score; vp: (B, H, L, E); kbias: (B, H, L, 1), 0 or -1e4 per
     key. Keys are [sink, k_0 .. k_{L-1}] with a sink of score -SINK and a value in its own channel
-    (channel E; the head width is padded to a multiple of 8, which GPU kernels need); `shift`
+    (channel E; on GPUs the head width is padded to a multiple of 8, which their kernels need); `shift`
     prepends a dummy query so that query i sees keys 0..i, else one is appended and query i sees
     keys 0..i-1 (square either way: fused kernels take causal masks on square shapes only).
     -> (numerator N e^SINK (B, H, L, E), mass Z e^SINK (B, H, L, 1)) of the keys it saw."""
     B, H, L, E = qs.shape
-    W = (E + 8) // 8 * 8  # E + 1 channels, padded
+    W = E + 1 if qs.device.type == "cpu" else (E + 8) // 8 * 8  # E + 1 channels, padded on GPUs
     qa = F.pad(torch.cat([qs, qs.new_ones(B, H, L, 1)], -1), (0, W - E - 1))  # (B, H, L, W): channel E reads key biases
     sink_k = qs.new_zeros(B, H, 1, W)
     sink_k[..., E] = -SINK
@@ -141,16 +155,21 @@ def _sdpa_part(qs: torch.Tensor, ks: torch.Tensor, vp: torch.Tensor, kbias: torc
     return o[..., :E] / s, 1.0 / s - 1.0
 
 
-def mirror(mask: torch.Tensor) -> torch.Tensor:
+def mirror(mask: torch.Tensor) -> torch.Tensor | None:
     """(B, L) -> (B, L) gather indices that reverse each sequence's real positions and leave its
-    padding in place at the end; applying them twice is the identity."""
+    padding in place at the end (applying them twice is the identity); None when no position is
+    padding, where the mirror is a plain flip (`_along`: no index tensor, no scatter backward)."""
+    if bool(mask.all()):
+        return None
     n = mask.sum(-1, keepdim=True)  # (B, 1)
     t = torch.arange(mask.shape[1], device=mask.device)
     return torch.where(t < n, n - 1 - t, t)  # (B, L)
 
 
-def _along(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """x (B, H, L, ...) reordered along L by idx (B, L)."""
+def _along(x: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """x (B, H, L, ...) reordered along L by idx (B, L) from `mirror`; reversed along L if None."""
+    if idx is None:
+        return x.flip(2)
     shape = (idx.shape[0], 1, idx.shape[1]) + (1,) * (x.dim() - 3)
     return x.gather(2, idx.view(shape).expand(x.shape))
 
@@ -170,7 +189,8 @@ class _Triangles(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, ql, kl, qu, ku, vp, d, idx):
-        """ql, kl, qu, ku, vp: (B, H, L, E) (qu, ku mirrored), d: (B, H, L), idx: (B, L) -> (B, H, L, E)."""
+        """ql, kl, qu, ku, vp: (B, H, L, E) (qu, ku mirrored), d: (B, H, L), idx: (B, L) or None
+        (`mirror`) -> (B, H, L, E)."""
         flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
         vp = vp.contiguous()  # the kernel reads the head width as contiguous
         vu = _along(vp, idx)
@@ -227,15 +247,17 @@ def las_attend_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
         qs = q / math.sqrt(E)
         if not causal and q.device.type == "cpu" and _FLASH_CPU and not sink and right_padded(mask):
             idx = mirror(mask)
-            real = mask[:, None, :, None]  # (B, 1, L, 1)
-            # padded queries zeroed after their factors (a padded query's upper part sees every real
-            # key, where factor products leave fp32; `where` passes them no gradient, not inf * 0), so
-            # their diagonal score (0) is the same in both parts, as the join assumes
-            ql, qu = torch.where(real, qs / up, 0.0), torch.where(real, qs * up, 0.0)
-            d = torch.where(real, qs, 0.0).mul(k).sum(-1)  # (B, H, L)
+            ql, qu, qd = qs / up, qs * up, qs
+            if idx is not None:
+                real = mask[:, None, :, None]  # (B, 1, L, 1)
+                # padded queries zeroed after their factors (a padded query's upper part sees every
+                # real key, where factor products leave fp32; `where` passes them no gradient, not
+                # inf * 0), so their diagonal score (0) is the same in both parts, as the join assumes
+                ql, qu, qd = (torch.where(real, t, 0.0) for t in (ql, qu, qd))
+            d = qd.mul(k).sum(-1)  # (B, H, L)
             y = _Triangles.apply(ql, k * up, _along(qu, idx), _along(k / up, idx), vp, d, idx)
             return y.to(dtype)
-        keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
+        keys = real_keys(mask)  # (B, L)
         kbias = torch.zeros(B, 1, L, 1, dtype=q.dtype, device=q.device).masked_fill(~keys[:, None, :, None], -1e4)
         kbias = kbias.expand(B, H, L, 1)
         num, mass = _sdpa_part(qs / up, k * up, vp, kbias, shift=True)  # j <= i
@@ -282,7 +304,6 @@ def las_attend_band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
     decay and masks folded into one factor (same for every block) and one bias, as in `las_attend`.
     The far keys' gradients through q and k are below rounding too and are left out. Runs in
     fp32 (or float64) even under bf16 autocast, as `las_attend_sdpa`: counts and prefix sums need it."""
-    B, H, L, E = q.shape
     dtype = q.dtype
     with torch.autocast(q.device.type, enabled=False):
         q, k, v = (t.to(torch.promote_types(dtype, torch.float32)) for t in (q, k, v))
@@ -294,10 +315,9 @@ def _band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
     """`las_attend_band` in q's dtype."""
     B, H, L, E = q.shape
     assert not causal or width >= pool // 2, "causal pooling reaches pool // 2 keys: the band must hold them"
-    T = W = width
+    T = W = width  # R = T + 2W + 1 keys per block: the window and the far column
     n = math.ceil(L / T)
-    R = T + 2 * W + 1  # keys per block: the window and the far column
-    keys = mask | ~mask.any(-1, keepdim=True)  # (B, L); an all-padding sequence attends everywhere
+    keys = real_keys(mask)  # (B, L)
     vp = pool_values(v, mask, pool)  # (B, H, L, E)
 
     def windows(t: torch.Tensor) -> torch.Tensor:  # (B, H, L, E) -> (B, H, n, T + 2W, E)
@@ -318,7 +338,7 @@ def _band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
     vb = torch.cat([windows(vp), far_v[:, :, :, None]], 3)  # (B, H, n, R, E)
 
     rel = torch.arange(T, device=q.device)[:, None] + W - torch.arange(T + 2 * W, device=q.device)  # (T, T + 2W): i - j
-    factor = torch.exp(-alphas.to(q)[:, None, None] * rel.abs().to(q.dtype)) / math.sqrt(E)  # (H, T, T + 2W)
+    factor = torch.exp(-alphas[:, None, None] * rel.abs().to(q.dtype)) / math.sqrt(E)  # (H, T, T + 2W)
     factor = F.pad(factor, (0, 1))[:, None]  # (H, 1, T, R)
     ok = F.pad(keys, (W, n * T - L + W)).unfold(1, T + 2 * W, T)[:, None, :, None]  # (B, 1, n, 1, T + 2W)
     if causal:
@@ -386,18 +406,23 @@ class LaSAttention(SelfAttention):
 
     def attend(self, q, k, v, mask):
         """q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E). Below SDPA_FROM positions every head
-        runs on the dense path (`las_attend`). From there the heads whose decay separates within
-        fp32 run through SDPA (`las_attend_sdpa`); the rest decay so fast that they are banded
-        (`las_attend_band`), or dense where the band would span most of the sequence."""
+        runs on the dense path (`las_attend`). From there, bidirectional heads without decay are one
+        SDPA call (`las_attend_global`), the other heads whose decay separates within fp32 run
+        through SDPA by triangles (`las_attend_sdpa`), and the rest decay so fast that they are
+        banded (`las_attend_band`), or dense where the band would span most of the sequence."""
         H, L, E = q.shape[1], q.shape[2], q.shape[3]
         if L < SDPA_FROM:
             return las_attend(q, k, v, mask, self.factor(tuple(range(H)), L, E, q.device, q.dtype), self.pool,
                               self.causal)
-        f = sum(a * (L - 1) <= SEPARABLE for a in self.rates)  # the rates grow with the head: heads f.. decay fast
+        # the rates grow with the head: heads ..g have none, heads f.. decay fast
+        g = 0 if self.causal else sum(a == 0 for a in self.rates)
+        f = sum(a * (L - 1) <= SEPARABLE for a in self.rates)
         parts = []
-        if f:
-            parts.append(las_attend_sdpa(q[:, :f], k[:, :f], v[:, :f], mask, self.alphas[:f], self.pool,
-                                         self.causal))  # (B, f, L, E)
+        if g:
+            parts.append(las_attend_global(q[:, :g], k[:, :g], v[:, :g], mask, self.pool))  # (B, g, L, E)
+        if f > g:
+            parts.append(las_attend_sdpa(q[:, g:f], k[:, g:f], v[:, g:f], mask, self.alphas[g:f], self.pool,
+                                         self.causal))  # (B, f - g, L, E)
         if f < H:
             qn, kn, vn = q[:, f:], k[:, f:], v[:, f:]  # (B, H - f, L, E)
             width = max(band_width(qn, kn, self.alphas[f:]), self.pool // 2)
