@@ -176,25 +176,35 @@ def start_run(experiment: str, run_name: str, tags: dict[str, str], run_id: str 
 def abort(run_id: str, err: BaseException, client: MlflowClient | None = None) -> None:
     """End a run KILLED or FAILED (`ending`) because of `err`, recorded as its `error` tag (and
     `failed_at_step`), while `err` propagates. Never raises: the original error says more than a
-    store that also failed, which only gets one line on stderr (a later run closes the run then).
+    store that also failed, which only gets one line on stderr.
 
     An interrupt (SIGTERM, Ctrl-C) that lands inside an MLflow write leaves that statement's SQLite
     cursor referenced from the traceback's frames, and with it the database lock: every later write
-    of this process would wait out the busy timeout and give up. Clearing the frames' locals first
-    (the traceback still prints) frees the cursor and the lock."""
-    traceback.clear_frames(err.__traceback__)
-    client = client or _client()
+    of this process would wait out the busy timeout and give up. For interrupts the frames' locals
+    are cleared first (the traceback still prints), which frees the cursor and the lock; an error's
+    locals stay for debuggers."""
+    status = ending(err)
+    if status == "KILLED":
+        traceback.clear_frames(err.__traceback__)
     failure = {"error": f"{type(err).__name__}: {err}"[:5000]}
     if getattr(err, "step", None) is not None:
         failure["failed_at_step"] = str(err.step)
     try:
-        Tracker(client, run_id).set_tags(failure)
-    except (StoreError, MlflowException):
-        pass  # the status below matters more
-    try:
-        _retry(client.set_terminated, run_id, ending(err))
-    except (StoreError, MlflowException) as store_err:
-        print(f"MLflow run {run_id} left RUNNING: {_first_line(store_err)}", file=sys.stderr)
+        client = client or _client()
+        busy = False
+        try:
+            Tracker(client, run_id).set_tags(failure)
+        except StoreError:
+            busy = True  # the retries were waited out once: the status gets one try, not another round
+        except MlflowException:
+            pass  # the status matters more
+        if busy:
+            client.set_terminated(run_id, status)
+        else:
+            _retry(client.set_terminated, run_id, status)
+    except Exception as store_err:  # noqa: BLE001 (never mask err: a store error, an unreachable server)
+        print(f"MLflow run {run_id} left RUNNING ({_first_line(store_err)}); a later launch on this host "
+              "closes or resumes it", file=sys.stderr)
 
 
 def ending(err: BaseException | None) -> str:

@@ -216,6 +216,31 @@ def test_fast_las_equals_its_materialized_twin_values_and_gradients(causal, pool
             torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-8)
 
 
+def test_las_heads_without_decay_are_one_sdpa_call_with_padding_and_under_bf16():
+    """Head 0 (alpha 0) is plain attention on pooled values: equal to the dense path with a factor
+    of 1 / sqrt(E), a sequence of padding only included, and in fp32 under bf16 autocast, as the
+    other heads. An unpadded mask mirrors by flip: no gather indices."""
+    g = torch.Generator().manual_seed(5)
+    B, H, L, E = 3, 2, 11, 8
+    q, k, v = (torch.randn(B, H, L, E, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.arange(L)[None] < torch.tensor([11, 4, 0])[:, None]
+    real = mask[:, None, :, None].expand_as(v)
+    for pool in (1, 3, 5):
+        y = las_module.las_attend_global(q, k, v, mask, pool)
+        ref = las_attend(q, k, v, mask, decay_factor(torch.zeros(H), L, E, "cpu", torch.float64), pool, False)
+        assert torch.isfinite(y).all()
+        torch.testing.assert_close(y[real], ref[real], atol=1e-12, rtol=1e-10)
+        for a, b in zip(torch.autograd.grad((y * real).sum(), (q, k, v)), torch.autograd.grad((ref * real).sum(), (q, k, v))):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    q32, k32, v32 = (t.detach().float() for t in (q, k, v))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = las_module.las_attend_global(q32, k32, v32, mask, 3)
+    assert low.dtype == torch.float32  # the input's dtype, computed in it
+    torch.testing.assert_close(low, las_module.las_attend_global(q32, k32, v32, mask, 3))
+    assert las_module.mirror(torch.ones(2, 5, dtype=torch.bool)) is None
+    assert las_module.mirror(mask).tolist()[1][:6] == [3, 2, 1, 0, 4, 5]
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_las_sends_long_sequences_through_sdpa_and_keeps_far_decaying_heads_dense(causal, monkeypatch):
     """From SDPA_FROM positions on, heads whose decay separates within fp32 run through SDPA and

@@ -105,10 +105,15 @@ def las_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Te
 
 def las_attend_global(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, pool: int) -> torch.Tensor:
     """Bidirectional LaS of heads without decay (alpha 0: head 0, or every head with `decay_max: 0`):
-    plain attention on pooled values, one fused SDPA call instead of two triangles.
-    q, k, v: (B, H, L, E), mask: (B, L) -> (B, H, L, E)."""
-    vp = pool_values(v, mask, pool).contiguous()  # (B, H, L, E); fused kernels read the head width as contiguous
-    return F.scaled_dot_product_attention(q, k, vp, attn_mask=real_keys(mask)[:, None, None, :])
+    plain attention on pooled values, one fused SDPA call instead of two triangles; in fp32 (or
+    float64) even under bf16 autocast, as the other heads. q, k, v: (B, H, L, E), mask: (B, L) ->
+    (B, H, L, E)."""
+    dtype = q.dtype
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, v = (t.to(torch.promote_types(dtype, torch.float32)) for t in (q, k, v))
+        vp = pool_values(v, mask, pool).contiguous()  # (B, H, L, E); fused kernels read the head width as contiguous
+        y = F.scaled_dot_product_attention(q, k, vp, attn_mask=real_keys(mask)[:, None, None, :])
+    return y.to(dtype)
 
 
 def unpool_future(y: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, pool: int, diag) -> torch.Tensor:
