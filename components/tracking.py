@@ -191,17 +191,14 @@ def abort(run_id: str, err: BaseException, client: MlflowClient | None = None) -
         failure["failed_at_step"] = str(err.step)
     try:
         client = client or _client()
-        busy = False
+        terminate = functools.partial(_retry, client.set_terminated)
         try:
             Tracker(client, run_id).set_tags(failure)
-        except StoreError:
-            busy = True  # the retries were waited out once: the status gets one try, not another round
+        except StoreError:  # the retries were waited out once: the status gets one try, not another round
+            terminate = client.set_terminated
         except MlflowException:
             pass  # the status matters more
-        if busy:
-            client.set_terminated(run_id, status)
-        else:
-            _retry(client.set_terminated, run_id, status)
+        terminate(run_id, status)
     except Exception as store_err:  # noqa: BLE001 (never mask err: a store error, an unreachable server)
         print(f"MLflow run {run_id} left RUNNING ({_first_line(store_err)}); a later launch on this host "
               "closes or resumes it", file=sys.stderr)
