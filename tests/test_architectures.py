@@ -379,6 +379,22 @@ def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
     torch.testing.assert_close(fast.float()[real], ref[real], atol=2e-2, rtol=2e-2)  # bf16 output rounding only
 
 
+@pytest.mark.parametrize("pool", [1, 3, 5, 15])
+def test_pooled_values_are_avg_pool1d_bit_for_bit(pool):
+    """Shifted slices summed in avg_pool1d's order: the same bits, forward and backward, so the
+    fast pooling changes no result; padded values are zeroed first."""
+    g = torch.Generator().manual_seed(pool)
+    B, H, L, E = 3, 2, 37, 8
+    v = torch.randn(B, L, 3, H, E, generator=g).permute(2, 0, 3, 1, 4)[2].requires_grad_()  # strided, as split_heads
+    mask = torch.arange(L)[None] < torch.tensor([L, 20, 1])[:, None]
+    kv = (v * mask[:, None, :, None]).permute(0, 1, 3, 2).reshape(B * H * E, 1, L)
+    ref = torch.nn.functional.avg_pool1d(kv, pool, stride=1, padding=pool // 2).view(B, H, E, L).permute(0, 1, 3, 2)
+    fast = las_module.pool_values(v, mask, pool)
+    assert torch.equal(fast, ref)
+    w = torch.randn(B, H, L, E, generator=g)
+    assert torch.equal(torch.autograd.grad(fast, v, w)[0], torch.autograd.grad(ref, v, w)[0])
+
+
 def test_mirror_reverses_each_sequence_and_leaves_its_padding_in_place():
     mask = torch.arange(6)[None] < torch.tensor([6, 4, 0, 1])[:, None]
     idx = las_module.mirror(mask)
@@ -386,11 +402,14 @@ def test_mirror_reverses_each_sequence_and_leaves_its_padding_in_place():
     assert torch.equal(idx.gather(1, idx), torch.arange(6).expand(4, 6))  # its own inverse
 
 
-def test_bidirectional_las_on_cpu_joins_two_flash_calls_by_log_sum_exp(monkeypatch):
-    """On CPU the bidirectional path never builds the sink channel: two causal flash calls joined
-    by their log-sum-exps. In fp32 at L 1024 with the fastest head at a (L - 1) = 150 (SEPARABLE,
-    factors up to e^75, masked scores beyond fp32) and padding, values and gradients agree with
-    the materialized reference; every row, padded ones included, stays finite."""
+@pytest.mark.parametrize("causal", [False, True])
+def test_las_on_cpu_reads_masses_from_flash_log_sum_exps(causal, monkeypatch):
+    """On CPU the SDPA path never builds the sink channel: bidirectional, two causal flash calls
+    joined by their log-sum-exps; causal, one call whose log-sum-exp gives the weights next to
+    the diagonal (pool 3), its gradient included. In fp32 at L 1024 with the fastest head at
+    a (L - 1) = 150 (SEPARABLE, factors up to e^75, masked scores beyond fp32) and padding, values
+    and gradients agree with the materialized reference; every row, padded ones included, stays
+    finite."""
     monkeypatch.setattr(las_module, "_sdpa_part", lambda *a, **k: pytest.fail("the sink path ran"))
     g = torch.Generator().manual_seed(5)
     B, H, L, E = 2, 3, 1024, 16
@@ -399,9 +418,9 @@ def test_bidirectional_las_on_cpu_joins_two_flash_calls_by_log_sum_exp(monkeypat
     alphas = torch.tensor([0.0, 0.01, las_module.SEPARABLE / (L - 1)])
     real = mask[:, None, :, None].expand_as(v)
     w = torch.randn(B, H, L, E, generator=g) * real
-    fast = las_attend_sdpa(q, k, v, mask, alphas, 3, False)
+    fast = las_attend_sdpa(q, k, v, mask, alphas, 3, causal)
     assert torch.isfinite(fast).all()
-    ref = las_attend_ref(q, k, v, mask, alphas, 3, False)
+    ref = las_attend_ref(q, k, v, mask, alphas, 3, causal)
     torch.testing.assert_close(fast[real], ref[real], atol=2e-5, rtol=1e-4)
     for a, b in zip(torch.autograd.grad((fast * w).sum(), (q, k, v)), torch.autograd.grad((ref * w).sum(), (q, k, v))):
         assert torch.isfinite(a).all()
