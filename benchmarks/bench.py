@@ -213,14 +213,14 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int) -> dict:
+def _trainer(kind: str, L: int, batch: int, bf16: bool):
+    """-> (model, one training step on fixed random tokens, device)."""
     import torch
 
     from components.objectives import classification_loss
     from components.stages.common import resolve_device
     from components.training.optim import build_optimizer
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     device = resolve_device("auto")
     model = build(kind, L).to(device)
@@ -230,7 +230,37 @@ def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     mask = torch.ones(batch, L, dtype=torch.bool, device=device)
     y = torch.randint(0, CLASSES, (batch,), generator=g).to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+    def step():
+        with autocast:
+            loss, _, _ = classification_loss(model(x, mask), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return model, step, device
+
+
+def _timed(step, device, steps: int) -> float:
+    """Seconds per step over `steps` calls."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
     before, high, sampling = _rss_bytes(), [0], threading.Event()
+    model, step, device = _trainer(kind, L, batch, bf16)
 
     def sample():  # the RSS high-water mark of warm-up and timed steps (ru_maxrss would include the imports)
         while not sampling.is_set():
@@ -241,23 +271,8 @@ def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     sampler.start()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-
-    def step():
-        with autocast:
-            loss, _, _ = classification_loss(model(x, mask), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
     step()  # warm-up (kernel choice, allocator, cached decay factors)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - t0) / steps
+    seconds = _timed(step, device, steps)
     sampling.set()
     sampler.join()
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else high[0] - before
@@ -267,18 +282,39 @@ def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
             "flops_per_token": flops_per_token(kind, model, L, batch)}
 
 
+def measure_pair(kind: str, anchor: str, L: int, batch: int, steps: int, rounds: int, threads: int) -> dict:
+    """Both models in one process, timed in alternating rounds of `steps` steps (the order swapped
+    every round, so a drift in the machine's speed falls on both sides): -> the ratio of each
+    round's seconds per step, kind / anchor."""
+    import torch
+
+    torch.set_num_threads(threads)
+    (_, a, device), (_, b, _) = (_trainer(k, L, batch, False) for k in (kind, anchor))
+    a(), b()  # warm-up
+    ratios = []
+    for r in range(rounds):
+        first, second = (a, b) if r % 2 == 0 else (b, a)
+        t1, t2 = _timed(first, device, steps), _timed(second, device, steps)
+        ratios.append(t1 / t2 if r % 2 == 0 else t2 / t1)
+    return {"ratios": ratios}
+
+
 # ---------------------------------------------------------------------------------------------
 # the driver
 
 
-def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int) -> dict:
-    spec = json.dumps({"kind": kind, "L": L, "batch": batch, "steps": steps, "bf16": bf16, "threads": threads})
-    done = child([sys.executable, __file__, "--one", spec], cwd=ROOT)
+def _child(mode: str, spec: dict) -> dict:
+    """Run `measure` (mode --one) or `measure_pair` (--pair) in a subprocess: {"skipped": why} if it failed."""
+    done = child([sys.executable, __file__, mode, json.dumps(spec)], cwd=ROOT)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32",
-                "skipped": f"failed (exit {done.returncode}): {tail}"}
+        return {"skipped": f"failed (exit {done.returncode}): {tail}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_one(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int) -> dict:
+    spec = {"kind": kind, "L": L, "batch": batch, "steps": steps, "bf16": bf16, "threads": threads}
+    return {"kind": kind, "L": L, "batch": batch, "dtype": "bf16" if bf16 else "fp32"} | _child("--one", spec)
 
 
 PAIRS = (("las", "transformer"), ("las_causal", "transformer_causal"))  # the issue's 1.5x targets
@@ -286,23 +322,20 @@ PAIRS = (("las", "transformer"), ("las_causal", "transformer_causal"))  # the is
 
 def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, threads: int, kinds: list[str],
                   max_gib: float) -> pd.DataFrame:
-    """Each pair (kind, anchor) at each length measured back to back, `rounds` times, so a slow
-    minute of this machine slows both sides of a ratio: the median ratio of the seconds per step
-    and its range over the rounds."""
+    """Each pair (kind, anchor) at each length side by side in one process (`measure_pair`), so a
+    slow minute of this machine slows both sides of a ratio: the median ratio of the seconds per
+    step over the rounds, and its range."""
     rows = []
     for kind, anchor in PAIRS:
         for L in lengths:
             batch = max(1, tokens // L)
             if kind not in kinds or anchor not in kinds or too_big(kind, L, batch, max_gib):
                 continue
-            ratios = []
-            for _ in range(rounds):
-                a, b = (run_one(k, L, batch, steps, False, threads) for k in (kind, anchor))
-                if "s_per_step" in a and "s_per_step" in b:
-                    ratios.append(a["s_per_step"] / b["s_per_step"])
+            spec = {"kind": kind, "anchor": anchor, "L": L, "batch": batch, "steps": steps, "rounds": rounds,
+                    "threads": threads}
+            ratios = sorted(_child("--pair", spec).get("ratios", []))
             if ratios:
-                ratios = sorted(ratios)
-                rows.append({"ratio": f"{kind} / {anchor}", "L": L, "rounds": len(ratios),
+                rows.append({"ratio": f"{kind} / {anchor}", "L": L, "batch": batch, "rounds": len(ratios),
                              "median": f"{ratios[len(ratios) // 2]:.2f}x",
                              "range": f"{ratios[0]:.2f}x - {ratios[-1]:.2f}x"})
                 print(rows[-1], flush=True)
@@ -408,6 +441,7 @@ def grid_split(steps_note: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--pair", help=argparse.SUPPRESS)
     ap.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
     ap.add_argument("--kinds", nargs="+", default=list(MODELS))
     ap.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up step")
@@ -415,11 +449,14 @@ def main() -> None:
     ap.add_argument("--max-gib", type=float, default=12.0)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--skip-grid", action="store_true", help="leave out the smoke grid's orchestration split")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of the LaS ratios measured back to back (0: none)")
+    ap.add_argument("--rounds", type=int, default=8, help="alternating rounds of the LaS ratios, side by side in one process (0: none)")
     args = ap.parse_args()
     if args.one:
         spec = json.loads(args.one)
         print(json.dumps(measure(spec["kind"], spec["L"], spec["batch"], spec["steps"], spec["bf16"], spec["threads"])))
+        return
+    if args.pair:
+        print(json.dumps(measure_pair(**json.loads(args.pair))))
         return
     install()
 
@@ -448,7 +485,7 @@ def main() -> None:
             if kind in args.kinds and args.tokens // L > 1:
                 rows.append({**run_one(kind, L, 1, max(10, args.steps), False, args.threads), "series": "batch 1"})
                 print(rows[-1], flush=True)
-    paired = paired_rounds([L for L in args.lengths if L < 16384], args.rounds, max(5, args.steps), args.tokens,
+    paired = paired_rounds([L for L in args.lengths if L < 16384], args.rounds, args.steps, args.tokens,
                            args.threads, args.kinds, args.max_gib) if args.rounds else pd.DataFrame()
     df = pd.DataFrame(rows)
     for col in ("skipped", "s_per_step", "tokens_per_s", "peak_mib", "flops_per_token"):
@@ -523,9 +560,11 @@ def render(df, fp32, single, ratio, peak, where, args, grid, split, notes, paire
                         "S4D (one direction) / minimal S4D": ratio('s4d_uni', 's4d_minimal', L)})
     lines += ["## Side by side (seconds per step, ratio < 1 = ours faster)", "", markdown(pd.DataFrame(anchors)), ""]
     if len(paired):
-        lines += [f"The LaS ratios again, each pair measured back to back in {args.rounds} rounds ({max(5, args.steps)} "
-                  f"timed steps each), so that this machine's slow minutes fall on both sides of a ratio: the median "
-                  f"and the range over the rounds.", "", markdown(paired), ""]
+        lines += [f"The LaS ratios again, each pair side by side in one process (the table above runs every "
+                  f"configuration in its own process, minutes apart): both models built, one warm-up step each, "
+                  f"then {args.rounds} rounds of {args.steps} timed steps per model, alternating which goes first, "
+                  f"so that this machine's slow minutes fall on both sides of a ratio. The median of the rounds' "
+                  f"ratios and their range.", "", markdown(paired), ""]
     scale = []
     lo, hi = min(args.lengths), max(args.lengths)
     for kind in (*LINEAR, "transformer"):
