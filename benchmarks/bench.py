@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -259,8 +260,8 @@ def measure(kind: str, L: int, batch: int, steps: int, bf16: bool, threads: int)
     import torch
 
     torch.set_num_threads(threads)
-    before, high, sampling = _rss_bytes(), [0], threading.Event()
     model, step, device = _trainer(kind, L, batch, bf16)
+    before, high, sampling = _rss_bytes(), [0], threading.Event()  # after the model, optimizer state and imports
 
     def sample():  # the RSS high-water mark of warm-up and timed steps (ru_maxrss would include the imports)
         while not sampling.is_set():
@@ -329,16 +330,20 @@ def paired_rounds(lengths: list[int], rounds: int, steps: int, tokens: int, thre
     for kind, anchor in PAIRS:
         for L in lengths:
             batch = max(1, tokens // L)
-            if kind not in kinds or anchor not in kinds or too_big(kind, L, batch, max_gib):
+            if kind not in kinds or anchor not in kinds or too_big(kind, L, batch, max_gib) or too_big(anchor, L, batch, max_gib):
                 continue
             spec = {"kind": kind, "anchor": anchor, "L": L, "batch": batch, "steps": steps, "rounds": rounds,
                     "threads": threads}
-            ratios = sorted(_child("--pair", spec).get("ratios", []))
-            if ratios:
-                rows.append({"ratio": f"{kind} / {anchor}", "L": L, "batch": batch, "rounds": len(ratios),
-                             "median": f"{ratios[len(ratios) // 2]:.2f}x",
-                             "range": f"{ratios[0]:.2f}x - {ratios[-1]:.2f}x"})
-                print(rows[-1], flush=True)
+            done = _child("--pair", spec)
+            row = {"ratio": f"{kind} / {anchor}", "L": L, "batch": batch}
+            if "ratios" in done:
+                r = done["ratios"]
+                row |= {"rounds": len(r), "median": f"{statistics.median(r):.2f}x",
+                        "range": f"{min(r):.2f}x - {max(r):.2f}x"}
+            else:
+                row |= {"note": done["skipped"]}
+            rows.append(row)
+            print(row, flush=True)
     return pd.DataFrame(rows)
 
 
@@ -449,7 +454,8 @@ def main() -> None:
     ap.add_argument("--max-gib", type=float, default=12.0)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--skip-grid", action="store_true", help="leave out the smoke grid's orchestration split")
-    ap.add_argument("--rounds", type=int, default=8, help="alternating rounds of the LaS ratios, side by side in one process (0: none)")
+    ap.add_argument("--rounds", type=int, default=8,
+                    help="alternating rounds of the LaS ratios, side by side in one process (even: each model goes first as often; 0: none)")
     args = ap.parse_args()
     if args.one:
         spec = json.loads(args.one)

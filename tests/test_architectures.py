@@ -379,20 +379,23 @@ def test_las_through_sdpa_survives_huge_scores_and_bf16_autocast(causal):
     torch.testing.assert_close(fast.float()[real], ref[real], atol=2e-2, rtol=2e-2)  # bf16 output rounding only
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("pool", [1, 3, 5, 15])
-def test_pooled_values_are_avg_pool1d_bit_for_bit(pool):
-    """Shifted slices summed in avg_pool1d's order: the same bits, forward and backward, so the
-    fast pooling changes no result; padded values are zeroed first."""
+def test_pooled_values_are_avg_pool1d_bit_for_bit(pool, dtype):
+    """Shifted slices summed in avg_pool1d's order, in fp32 for bf16 input: the bits of fp32
+    avg_pool1d (rounded once to bf16), forward and backward, so the fast pooling changes no fp32
+    result; padded values are zeroed first."""
     g = torch.Generator().manual_seed(pool)
     B, H, L, E = 3, 2, 37, 8
-    v = torch.randn(B, L, 3, H, E, generator=g).permute(2, 0, 3, 1, 4)[2].requires_grad_()  # strided, as split_heads
+    v = torch.randn(B, L, 3, H, E, generator=g).to(dtype).permute(2, 0, 3, 1, 4)[2].requires_grad_()  # as split_heads
+    v32 = v.detach().float().requires_grad_()
     mask = torch.arange(L)[None] < torch.tensor([L, 20, 1])[:, None]
-    kv = (v * mask[:, None, :, None]).permute(0, 1, 3, 2).reshape(B * H * E, 1, L)
+    kv = (v32 * mask[:, None, :, None]).permute(0, 1, 3, 2).reshape(B * H * E, 1, L)
     ref = torch.nn.functional.avg_pool1d(kv, pool, stride=1, padding=pool // 2).view(B, H, E, L).permute(0, 1, 3, 2)
     fast = las_module.pool_values(v, mask, pool)
-    assert torch.equal(fast, ref)
-    w = torch.randn(B, H, L, E, generator=g)
-    assert torch.equal(torch.autograd.grad(fast, v, w)[0], torch.autograd.grad(ref, v, w)[0])
+    assert fast.dtype == dtype and torch.equal(fast, ref.to(dtype))
+    w = torch.randn(B, H, L, E, generator=g).to(dtype)
+    assert torch.equal(torch.autograd.grad(fast, v, w)[0], torch.autograd.grad(ref, v32, w.float())[0].to(dtype))
 
 
 def test_mirror_reverses_each_sequence_and_leaves_its_padding_in_place():
@@ -452,6 +455,35 @@ def test_bidirectional_las_on_cpu_keeps_padded_rows_finite_and_left_padding_corr
     y = las_attend_sdpa(q, k, v, left, alphas, 3, False)
     assert calls  # the sink path
     torch.testing.assert_close(y[real], las_attend_ref(q, k, v, left, alphas, 3, False)[real], atol=2e-5, rtol=1e-4)
+
+
+def test_causal_las_on_cpu_keeps_padded_rows_finite(monkeypatch):
+    """Causal through one flash call: a loss that reads padded rows (their gradient reaches the
+    log-sum-exp too) and an all-padding sequence give finite values and gradients, the real rows
+    equal to the reference's. Rows whose incoming gradient is tiny (1e-30) or huge (1e20: |dO|^2
+    would under- or overflow fp32) keep the log-sum-exp's share of the gradient."""
+    monkeypatch.setattr(las_module, "_sdpa_part", lambda *a, **k: pytest.fail("the sink path ran"))
+    g = torch.Generator().manual_seed(8)
+    B, H, L, E = 3, 2, 64, 8
+    q, k, v = (torch.randn(B, H, L, E, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.arange(L)[None] < torch.tensor([L, 10, 0])[:, None]
+    real = mask[:, None, :, None].expand_as(v)
+    alphas = torch.tensor([0.0, las_module.SEPARABLE / (L - 1)])
+    y = las_attend_sdpa(q, k, v, mask, alphas, 5, True)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y[real], las_attend_ref(q, k, v, mask, alphas, 5, True)[real], atol=2e-5, rtol=1e-4)
+    for grad in torch.autograd.grad((y * torch.randn(B, H, L, E, generator=g)).sum(), (q, k, v)):  # padded rows too
+        assert torch.isfinite(grad).all()
+    alphas = torch.tensor([0.0, 0.05])
+    scale = torch.ones(B, H, L, 1)
+    scale[0, :, :8], scale[1, :, :8] = 1e-30, 1e20
+    w = torch.randn(B, H, L, E, generator=g) * scale * real
+    fast = torch.autograd.grad((las_attend_sdpa(q, k, v, mask, alphas, 5, True) * w).sum(), q)[0]
+    ref = torch.autograd.grad((las_attend_ref(q, k, v, mask, alphas, 5, True) * w).sum(), q)[0]
+    assert torch.isfinite(fast).all()
+    for b in (0, 1):  # dq of a row depends on that row's dO only: compare each scaled block at its own size
+        torch.testing.assert_close(fast[b, :, :8] / scale[b, 0, 0], ref[b, :, :8] / scale[b, 0, 0], atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(fast[:, :, 8:], ref[:, :, 8:], atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -91,17 +91,17 @@ def decay_factor(alphas: torch.Tensor, L: int, E: int, device, dtype) -> torch.T
 def pool_values(v: torch.Tensor, mask: torch.Tensor, pool: int) -> torch.Tensor:
     """v: (B, H, L, E), mask: (B, L) -> the padding-masked values average-pooled over positions,
     width `pool` (odd), zero padding at the ends (as avg_pool1d counts it): (B, H, L, E). A sum of
-    `pool` shifted slices, in avg_pool1d's order (the same bits, forward and backward), without its
-    transposes: 3-5x faster on CPU in the layout attention uses."""
+    `pool` shifted slices in fp32 (or float64), in avg_pool1d's order (the same bits, forward and
+    backward), without its transposes: 3-5x faster on CPU in the layout attention uses."""
     kv = v * mask[:, None, :, None]  # (B, H, L, E)
     if pool == 1:
         return kv
     L = kv.shape[2]
-    kv = F.pad(kv, (0, 0, pool // 2, pool // 2))  # (B, H, L + pool - 1, E)
-    total = kv[:, :, :L]
+    kv = F.pad(kv.to(torch.promote_types(kv.dtype, torch.float32)), (0, 0, pool // 2, pool // 2))  # summed in fp32, as avg_pool1d
+    total = kv[:, :, :L]  # (B, H, L, E)
     for s in range(1, pool):
         total = total + kv[:, :, s:s + L]
-    return total / pool
+    return (total / pool).to(v.dtype)
 
 
 def _bias(mask: torch.Tensor, causal: bool, dtype: torch.dtype) -> torch.Tensor:
@@ -247,7 +247,8 @@ class _CausalFlash(torch.autograd.Function):
 
     Backward: a score's gradient is P_ij (dO_i . v_j - D_i + dlse_i), D_i = dO_i . o_i. The flash
     backward reads D_i off the output it is given, so it gets o'_i = o_i - dlse_i dO_i / |dO_i|^2,
-    whose D'_i is D_i - dlse_i (dlse_i is a sum of dO_i . x terms: 0 wherever dO_i is)."""
+    whose D'_i is D_i - dlse_i (dlse_i is a sum of dO_i . x terms: 0 wherever dO_i is), computed on
+    each row scaled to max |dO| 1."""
 
     @staticmethod
     def forward(ctx, q, k, v):
@@ -261,8 +262,9 @@ class _CausalFlash(torch.autograd.Function):
         q, k, v, o, lse = ctx.saved_tensors
         flash_back = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
         do = do.contiguous()
-        n = (do * do).sum(-1, keepdim=True)  # (B, H, L, 1)
-        o2 = torch.where(n > 0, o - dlse[..., None] * do / n.clamp_min(torch.finfo(n.dtype).tiny), o)
+        s = do.abs().amax(-1, keepdim=True)  # (B, H, L, 1)
+        u = do / s  # each row's largest entry +-1: |u|^2 in [1, E], never under- or overflows (NaN where s = 0, unused)
+        o2 = torch.where(s > 0, o - (dlse[..., None] / s) * u / (u * u).sum(-1, keepdim=True), o)
         return flash_back(do, q, k, v, o2, lse, 0.0, True, scale=1.0)
 
 
